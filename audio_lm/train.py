@@ -232,7 +232,7 @@ def _count_tokens(batch)->int:
     lab = batch.get('labels')
     return int((lab != -100).sum()) if torch.is_tensor(lab) else 0
 
-# %% ../nbs/07_train.ipynb #6b2fd854
+# %% ../nbs/07_train.ipynb #c1dbb07d
 def fit(recipe:Recipe,          # model, collator, lengths (and transcription for WER)
         train_examples,         # a list (or sequence) of examples
         eval_examples=(),       # held-out examples
@@ -288,7 +288,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
             ctx = acc.no_sync(model) if micro < cfg.grad_accum - 1 else _nullctx()
             with ctx, acc.autocast():
                 loss = model(**batch, **recipe.forward_kwargs).loss
-                if not torch.isfinite(loss): raise NonFiniteLoss(f"loss became {float(loss)} at step {step}; lower training.learning_rate or check the data.")
+                if not torch.isfinite(loss): raise NonFiniteLoss(f"loss became {float(loss.detach())} at step {step}; lower training.learning_rate or check the data.")
                 acc.backward(loss / cfg.grad_accum)
             loss_acc += float(loss.detach()) / cfg.grad_accum
         gnorm = float(acc.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip else 0.0
