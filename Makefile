@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install test demo docs docs-test bench clean sysdeps lint-nbs
+.PHONY: install test demo docs docs-test bench clean sysdeps outputs
 
 ## install: the venv with torch, the package (editable, dev extras) and Debian packages
 install: sysdeps $(STAMP)
@@ -69,6 +69,10 @@ docs: install
 ## docs-test: open the built site in headless Chromium
 docs-test: docs
 	@AUDIO_LM_DOCS_TEST=1 $(BIN)/pytest -q tests/test_docs_site.py -p no:cacheprovider
+
+## outputs: re-execute notebooks (NB=nbs/x.ipynb for one) to refresh their stored outputs, then clean + export
+outputs: install
+	@$(PY) .ci/run_nbs.py $(NB)
 
 bench: install
 	@$(BIN)/audio-lm bench --quick --json bench_out/bench.json

@@ -10,15 +10,19 @@ import audio_lm
 from .audio import AudioLmError
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
+__all__ = ['COMMANDS', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
 
-# %% ../nbs/11_cli.ipynb #7576e210
-COMMAND_MODULES = ('corpus', 'store', 'train', 'generate', 'codec', 'export', 'bench', 'cli')
+# %% ../nbs/11_cli.ipynb #5e1f18be
+COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
+    'corpus': 'corpus', 'init': 'store', 'show': 'store', 'ingest': 'store',
+    'train': 'train', 'prompt': 'generate', 'speak': 'generate',
+    'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
 
-def command_modules()->list:
-    "The imported chapter modules that define `add_commands`."
+def command_modules(names=None)->list:
+    "The imported chapter modules (all, or those owning the commands `names`) that define `add_commands`."
+    wanted = dict.fromkeys(COMMANDS[n] for n in names) if names else dict.fromkeys(COMMANDS.values())
     mods = []
-    for name in COMMAND_MODULES:
+    for name in wanted:
         try: mod = importlib.import_module(f'audio_lm.{name}')
         except ModuleNotFoundError as e:
             if e.name == f'audio_lm.{name}': continue
@@ -26,18 +30,20 @@ def command_modules()->list:
         if hasattr(mod, 'add_commands'): mods.append(mod)
     return mods
 
-def build_parser()->argparse.ArgumentParser:
-    "The `audio-lm` argument parser with every chapter's commands."
+def build_parser(argv=None)->argparse.ArgumentParser:
+    "The `audio-lm` parser: with the chapter owning `argv`'s command, or every chapter's commands."
     p = argparse.ArgumentParser(prog='audio-lm', description='Fine-tune language models to listen and to speak.')
     p.add_argument('--version', action='version', version=f'audio_lm {audio_lm.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    for mod in command_modules(): mod.add_commands(sub)
+    cmd = next((a for a in (argv or []) if not a.startswith('-')), None)
+    for mod in command_modules([cmd] if cmd in COMMANDS else None): mod.add_commands(sub)
     return p
 
-# %% ../nbs/11_cli.ipynb #bd46408a
+# %% ../nbs/11_cli.ipynb #55811097
 def main(argv=None)->int:
     "Run `audio-lm` with `argv` (default: `sys.argv[1:]`); returns the exit code."
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):
         parser.print_help(); return 2
@@ -52,7 +58,7 @@ def run_main():
     "Console-script wrapper: exit with `main`'s code."
     sys.exit(main())
 
-# %% ../nbs/11_cli.ipynb #7682ff6a
+# %% ../nbs/11_cli.ipynb #6003d869
 def demo(out='demo_out', # folder for everything the demo writes
          n:int=40,       # clips to synthesize
          seed:int=0):
@@ -75,5 +81,5 @@ def add_commands(sub):
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
-# %% ../nbs/11_cli.ipynb #8bb620f2
+# %% ../nbs/11_cli.ipynb #ade19db7
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m audio_lm.cli`, not a notebook
