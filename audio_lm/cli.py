@@ -12,10 +12,10 @@ from .audio import AudioLmError
 # %% auto #0
 __all__ = ['COMMANDS', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
 
-# %% ../nbs/11_cli.ipynb #5e1f18be
+# %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
     'corpus': 'corpus', 'init': 'store', 'show': 'store', 'ingest': 'store',
-    'train': 'train', 'prompt': 'generate', 'speak': 'generate',
+    'train': 'train', 'prompt': 'generate', 'speak': 'speak',
     'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
 
 def command_modules(names=None)->list:
