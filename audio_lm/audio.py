@@ -168,7 +168,7 @@ def save_audio(path,            # where to write; the suffix picks the format
     "Write `wav` to `path` atomically (wav/flac/ogg/mp3 by suffix)."
     return atomic_write(path, lambda p: sf.write(p, np.asarray(wav, np.float32), sr))
 
-# %% ../nbs/00_audio.ipynb #6aadb61e
+# %% ../nbs/00_audio.ipynb #9602ccfc
 def feature_extractor(n_mels:int=80,       # mel bands: 80 (Whisper ≤ medium) or 128 (large-v3, Qwen2-Audio)
                       chunk_length:int=30, # seconds every clip is padded or cut to
                       sampling_rate:int=16000,
@@ -179,10 +179,16 @@ def feature_extractor(n_mels:int=80,       # mel bands: 80 (Whisper ≤ medium) 
 
 def log_mel(wav:np.ndarray, # mono float32 samples at the extractor's rate
             fe=None,        # a feature extractor (default: 80 mels, 30 s)
+            trim:bool=False, # only the clip's own frames, not the whole padded window
            )->np.ndarray:   # `(n_mels, frames)` float32, 100 frames a second
-    "Log-mel features of one clip."
+    "Log-mel features of one clip (padded to the extractor's window, or trimmed to the clip)."
     fe = fe or feature_extractor()
-    return fe(wav, sampling_rate=fe.sampling_rate, return_tensors='np').input_features[0].astype(np.float32)
+    if not trim: return fe(wav, sampling_rate=fe.sampling_rate, return_tensors='np').input_features[0].astype(np.float32)
+    # zeros for one FFT window after the clip are all its last frames see of the padding: same values, less work
+    n = min(fe.n_samples, -(-(len(wav) + fe.n_fft) // fe.hop_length) * fe.hop_length)
+    mel = fe(wav[:fe.n_samples], sampling_rate=fe.sampling_rate, return_tensors='np', padding='max_length', max_length=n,
+             truncation=True).input_features[0].astype(np.float32)
+    return mel[:, :-(-min(len(wav), fe.n_samples) // fe.hop_length)]
 
 # %% ../nbs/00_audio.ipynb #b607fcdf
 def file_sha256(path, chunk:int=1<<20)->str:
@@ -242,7 +248,7 @@ class AudioCache:
             with open(p, 'wb') as fh: np.savez(fh, arr=arr, meta=np.array(json.dumps(meta)))
         atomic_write(self._file(kind, key), w)
 
-# %% ../nbs/00_audio.ipynb #a883714e
+# %% ../nbs/00_audio.ipynb #30bf15c5
 @patch_to(AudioCache)
 def load(self, path, target_sr:int, auto_resample:bool=False, max_seconds:float|None=30.0)->tuple[np.ndarray, AudioInfo]:
     "`load_audio` through the cache."
@@ -261,7 +267,7 @@ def features(self, path, fe, auto_resample:bool=False, max_seconds:float|None=30
     got = self._get('feat', key)
     if got is not None: return got[0]
     wav, _ = self.load(path, fe.sampling_rate, auto_resample, max_seconds)
-    mel = log_mel(wav, fe); self.stats.features += 1
+    mel = log_mel(wav, fe, trim=True); self.stats.features += 1
     self._put('feat', key, mel, {})
     return mel
 

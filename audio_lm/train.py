@@ -111,7 +111,7 @@ def collate_rows(rows, pad_id:int=0)->dict:
         else: out['attention_mask'][i, :n] = 1
     return out
 
-# %% ../nbs/07_train.ipynb #4db06e18
+# %% ../nbs/07_train.ipynb #ed9c5f5f
 @dataclass
 class Recipe:
     "What differs between recipes: the model, how to collate, how lengths and answers are computed."
@@ -124,6 +124,7 @@ class Recipe:
     save:Callable|None=None               # (model, dir) -> writes the trained adapter in its HF-native form
     can_pack:bool=False                   # examples are token rows that may share a sequence
     prepare:Callable|None=None            # examples -> examples, once before training (e.g. audio -> token rows)
+    cache:object=None                     # the AudioCache the collator reads audio through (its counters show reuse)
     forward_kwargs:dict=field(default_factory=lambda: {'use_cache': False})
 
 # %% ../nbs/07_train.ipynb #aa874895
@@ -358,7 +359,7 @@ def split_examples(examples,              # document `Example`s
     held = [e for e in examples if e.clips and key(e) < eval_fraction]
     return [e for e in examples if e not in held], held
 
-# %% ../nbs/07_train.ipynb #954b6fdb
+# %% ../nbs/07_train.ipynb #2cb37970
 def listen_example(e)->ListenExample:
     "A document `Example` as a listening example (clips → answer)."
     return ListenExample([c.path for c in e.clips], e.prompt or 'Transcribe the audio.', e.target)
@@ -378,7 +379,7 @@ def listen_recipe(base, doc=None, cache=None, policy:str|None=None)->Recipe:
     return Recipe('listen', model, prepare=prepare, collate=lambda exs: coll([listen_example(e) if not isinstance(e, ListenExample) else e for e in exs]),
                   length=lambda e: coll.length(listen_example(e) if not isinstance(e, ListenExample) else e),
                   transcribe=lambda m, exs: transcribe(m, [listen_example(e) for e in exs], collator=coll),
-                  reference=lambda e: e.target, save=lambda m, d: m.save_pretrained(d))
+                  reference=lambda e: e.target, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
 
 RECIPES = {  # base modality -> 'module:builder'; a builder takes (base, doc=None, cache=None) and returns a Recipe
     'listen': 'audio_lm.train:listen_recipe',
@@ -504,7 +505,7 @@ def train_document(path,                      # a `.dlm` document
                 resumed_from=res.resumed_from, version=version, version_path=str(store.version_path(version)),
                 metrics=str(metrics), plot=str(plot))
 
-# %% ../nbs/07_train.ipynb #b76b7fe7
+# %% ../nbs/07_train.ipynb #d0c8f87e
 def _cmd_train(args)->int:
     if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
     s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,
