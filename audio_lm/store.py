@@ -369,14 +369,35 @@ def lock(self, command:str='train', # what the holder does, shown to a refused w
     finally:
         if self.lock_holder() == me: self.lock_path.unlink(missing_ok=True)
 
-# %% ../nbs/03_store.ipynb #0fc37eb7
+# %% ../nbs/03_store.ipynb #1b9006b8
+@patch_to(Store)
+def record_export(self, path, # the export's folder
+                  rec:dict,   # what to record: version, modality, files, ...
+                 )->str:      # its key: the folder's name inside `exports/`, else its absolute path
+    "Record the export folder `path` in the manifest (the caller holds the lock)."
+    path = Path(path).absolute()
+    key = path.name if path.parent == self.exports_dir.absolute() else str(path)
+    m = self.read_manifest()
+    m.setdefault('exports', {})[key] = {**rec, 'path': str(path)}
+    self.write_manifest(m)
+    return key
+
+@patch_to(Store)
+def exports(self)->list[str]:
+    "Folders in `exports/`, then recorded exports elsewhere that still exist (by path)."
+    inside = sorted(p.name for p in self.exports_dir.iterdir() if not p.name.startswith('.')) if self.exports_dir.exists() else []
+    try: rec = self.read_manifest().get('exports', {}) if self.exists else {}
+    except StoreError: rec = {}  # `show` still lists the folders when the manifest is damaged
+    return inside + sorted(k for k, r in rec.items() if k not in inside and Path(r.get('path', k)).is_dir())
+
+# %% ../nbs/03_store.ipynb #4110ceb7
 @patch_to(Store)
 def state(self)->dict:
     "The store's state for `show`: blobs, versions, current, exports, lock."
     h = self.lock_holder() if self.root.exists() else None
     return {'path': str(self.root), 'exists': self.exists, 'blobs': len(self.blob_files()),
             'versions': self.versions(), 'rejected': self.rejected(), 'current': self.current(),
-            'exports': sorted(p.name for p in self.exports_dir.iterdir() if not p.name.startswith('.')) if self.exports_dir.exists() else [],
+            'exports': self.exports(),
             'lock': asdict(h) if h else None}
 
 def show_info(path, # a `.dlm` file
@@ -413,7 +434,7 @@ def format_show(info:dict)->str:
         if st['lock']: lines.append(f"lock      held by {LockInfo(**st['lock']).describe()}")
     return '\n'.join(lines)
 
-# %% ../nbs/03_store.ipynb #7d055ae2
+# %% ../nbs/03_store.ipynb #0f89683e
 def add_break_lock_arg(p):
     "Add `--break-lock` to the parser of a command that takes the store lock."
     p.add_argument('--break-lock', action='store_true',
