@@ -10,7 +10,7 @@ import audio_lm
 from .audio import AudioLmError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
+__all__ = ['COMMANDS', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
 
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
@@ -58,28 +58,69 @@ def run_main():
     "Console-script wrapper: exit with `main`'s code."
     sys.exit(main())
 
-# %% ../nbs/11_cli.ipynb #6003d869
+# %% ../nbs/11_cli.ipynb #c28b4927
+DEMO_DOC = """---
+dlm_id: "{dlm_id}"
+dlm_version: 11
+base_model: tiny-listener
+system_prompt: You transcribe spoken digits.
+training:
+  learning_rate: {lr}
+  micro_batch_size: {batch}
+  grad_accum: 1
+  seed: {seed}
+  sources:
+    - path: ./corpus
+      include: ["**/*.wav"]
+---
+Spoken digits synthesized offline by espeak-ng; metadata.csv marks the clips of held-out voices.
+"""
+
 def demo(out='demo_out', # folder for everything the demo writes
-         n:int=40,       # clips to synthesize
-         seed:int=0):
-    "Synthesize a small digits corpus and print its summary."
-    from audio_lm.corpus import synth_corpus, corpus_summary, format_summary
-    out = Path(out)
-    print(f"1/1 synthesizing {n} spoken-digit clips with espeak-ng → {out/'corpus'}")
-    clips = synth_corpus(out/'corpus', n=n, kind='digits', seed=seed)
-    print(format_summary(corpus_summary(clips)))
-    return clips
+         n:int=400,      # clips to synthesize
+         steps:int=800,  # training steps
+         lr:float=3e-3, batch:int=16, seed:int=0,
+         progress:bool=True)->dict:
+    "Synthesize a digits corpus, train tiny-listener on it, report held-out WER, prompt, export and verify."
+    from audio_lm.corpus import synth_corpus, corpus_summary, format_summary as corpus_table
+    from audio_lm.document import new_ulid
+    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault('AUDIO_LM_HOME', str(out/'home'))
+    print(f"1/5 synthesizing {n} spoken-digit clips with espeak-ng → {out/'corpus'}")
+    clips = synth_corpus(out/'corpus', n=n, kind='digits', seed=seed, progress=progress)
+    print(corpus_table(corpus_summary(clips)))
+    doc = out/'digits.dlm'
+    if not doc.exists(): doc.write_text(DEMO_DOC.format(dlm_id=new_ulid(), lr=lr, batch=batch, seed=seed))
+    print(f"2/5 training tiny-listener from scratch for {steps} steps on {doc}")
+    from audio_lm.train import train_document, format_summary
+    s = train_document(doc, max_steps=steps, policy='all', progress=progress, eval_every=max(50, steps // 4), fresh=True)
+    print(format_summary(s))
+    test = next(c for c in clips if c.split == 'test')
+    from audio_lm.generate import prompt_document
+    said = prompt_document(doc, 'Transcribe the audio.', [test.path], max_new_tokens=16)
+    print(f"3/5 prompt on a held-out voice ({test.speaker}): heard {said!r}, said {test.transcript!r}")
+    from audio_lm.export import export, verify
+    snap = export(doc)
+    print(f"4/5 exported the adapter → {snap}")
+    rep = verify(snap)
+    print(f"5/5 verify: {rep.summary()}")
+    wer = s['eval'].get('wer')
+    print(f"\nheld-out WER {100*wer:.1f}% (target ≤ 5%) · corpus {out/'corpus'} · document {doc} · adapter {s['version_path']} · "
+          f"logs {s['metrics']} · curve {s['plot']} · snapshot {snap}")
+    return {**s, 'prompt': said, 'reference': test.transcript, 'snapshot': str(snap), 'verified': rep.ok}
 
 def _cmd_demo(args)->int:
-    demo(args.out, args.n, args.seed); return 0
+    r = demo(args.out, args.n, args.steps, seed=args.seed)
+    return 0 if r['verified'] else 1
 
 def add_commands(sub):
     "The `demo` command."
     p = sub.add_parser('demo', help='the offline end-to-end tour (make demo)')
     p.add_argument('--out', default='demo_out', help='folder for its outputs (default demo_out)')
-    p.add_argument('--n', type=int, default=40, help='clips to synthesize (default 40)')
+    p.add_argument('--n', type=int, default=400, help='clips to synthesize (default 400)')
+    p.add_argument('--steps', type=int, default=800, help='training steps (default 800)')
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
-# %% ../nbs/11_cli.ipynb #ade19db7
+# %% ../nbs/11_cli.ipynb #db6aeab4
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m audio_lm.cli`, not a notebook

@@ -359,7 +359,7 @@ def split_examples(examples,              # document `Example`s
     held = [e for e in examples if e.clips and key(e) < eval_fraction]
     return [e for e in examples if e not in held], held
 
-# %% ../nbs/07_train.ipynb #2cb37970
+# %% ../nbs/07_train.ipynb #6a3090e7
 def listen_example(e)->ListenExample:
     "A document `Example` as a listening example (clips → answer)."
     return ListenExample([c.path for c in e.clips], e.prompt or 'Transcribe the audio.', e.target)
@@ -386,13 +386,13 @@ RECIPES = {  # base modality -> 'module:builder'; a builder takes (base, doc=Non
     'speak': 'audio_lm.speak:speak_recipe',
     'audio-language': 'audio_lm.audio_language:audio_language_recipe'}
 
-def recipe_for(base, doc=None, cache=None)->Recipe:
+def recipe_for(base, doc=None, cache=None, **kwargs)->Recipe:
     "The recipe for `base`'s modality (builders are imported when needed: later chapters define theirs)."
     import importlib
     m = base.spec.modality
     if m not in RECIPES: raise AudioLmError(f"base '{base.spec.name}' has modality '{m}', which has no training recipe.")
     mod, fn = RECIPES[m].split(':')
-    return getattr(importlib.import_module(mod), fn)(base, doc, cache)
+    return getattr(importlib.import_module(mod), fn)(base, doc, cache, **kwargs)
 
 # %% ../nbs/07_train.ipynb #dc62c8e9
 class NonFiniteWeights(AudioLmError, FloatingPointError):
@@ -439,7 +439,7 @@ def format_summary(s:dict)->str:
     lines += [f"  version    {s['version']} -> {s['version_path']}", f"  logs       {s['metrics']}", f"             {s['plot']}"]
     return '\n'.join(lines)
 
-# %% ../nbs/07_train.ipynb #e2284dab
+# %% ../nbs/07_train.ipynb #b3f16b1d
 class RunExists(AudioLmError):
     "An interrupted run exists and the user did not say whether to resume it."
 
@@ -464,6 +464,7 @@ def train_document(path,                      # a `.dlm` document
                    seed:int|None=None,        # override training.seed
                    break_lock:bool=False,     # take over a stale writer lock
                    progress:bool=True,
+                   policy:str|None=None,      # listening bases: what trains ('all' for a base learned from scratch)
                    **overrides,               # TrainConfig fields (eval_every, ckpt_every, ...)
                   )->dict:                    # the run's summary
     "Train the document's base on its examples and commit the adapter as the next version in its store."
@@ -485,7 +486,7 @@ def train_document(path,                      # a `.dlm` document
         for e in train_ex + eval_ex:
             for c in e.clips: c.path = blob.get(c.path, c.path)
         base = load_base(doc.base_model)
-        recipe = recipe_for(base, doc, cache=store.cache_dir)
+        recipe = recipe_for(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
         cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
         res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
         ev = res.final_eval
