@@ -1,0 +1,113 @@
+"""`audio-lm train` and `audio-lm speak` on a speaking document, as a user runs them.
+
+A tiny espeak-ng corpus at 24 kHz, a `.dlm` document with `base_model: tiny-speaker`, a few training steps in a real
+`audio-lm train` process, then `audio-lm speak` in another: the WAV it writes is 24 kHz mono speech decoded from whole
+codec frames. The error paths run as real processes too (one line on stderr, exit code 2); cases that fail before any
+model is loaded run in-process through the same parser and handler."""
+import os, subprocess
+from pathlib import Path
+import numpy as np
+import pytest
+import soundfile as sf
+from audio_lm.cli import main
+from audio_lm.corpus import synth_corpus
+from conftest import run_cli
+
+DOC = """---
+dlm_id: {dlm_id}
+dlm_version: 11
+base_model: {base}
+training:
+  learning_rate: 0.01
+  micro_batch_size: 4
+  grad_accum: 1
+  sources:
+    - path: ./corpus
+      include: ["**/*.wav"]
+---
+Spoken digits, synthesized with espeak-ng.
+"""
+
+def one_line_error(r):
+    "The run failed as a user error: exit 2, nothing on stdout and exactly one line on stderr."
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert r.stdout == '' and len(lines) == 1 and lines[0].startswith('audio-lm: error: '), (r.stdout, r.stderr)
+    return lines[0][len('audio-lm: error: '):]
+
+@pytest.fixture(scope='module')
+def project(tmp_path_factory):
+    "A folder with an 8-clip espeak corpus and three documents over it: to train, never trained, and a listening one."
+    d = tmp_path_factory.mktemp('speak')
+    synth_corpus(d/'corpus', n=8, seed=3, sr=24000, progress=False)
+    docs = {}
+    for name, dlm_id, base in [('voice', '01JZ8Q000000000000000SPKA1', 'tiny-speaker'),
+                               ('untrained', '01JZ8Q000000000000000SPKA2', 'tiny-speaker'),
+                               ('ears', '01JZ8Q000000000000000SPKA3', 'tiny-listener')]:
+        docs[name] = d/f'{name}.dlm'
+        docs[name].write_text(DOC.format(dlm_id=dlm_id, base=base))
+    home = d/'home'
+    env = {'AUDIO_LM_HOME': str(home), 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
+    return d, docs, env
+
+@pytest.fixture(scope='module')
+def trained(project):
+    "The `voice` document after `audio-lm train --max-steps 6` (a real process)."
+    d, docs, env = project
+    r = run_cli('train', docs['voice'], '--max-steps', '6', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+@pytest.fixture
+def run(capsys, project, monkeypatch):
+    "`audio-lm ARGS` in-process with the project's home: (exit code, stdout, stderr)."
+    for k, v in project[2].items(): monkeypatch.setenv(k, v)
+    def _run(*argv):
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, rc, out.out, out.err)
+    return _run
+
+def test_train_then_speak_writes_24khz_wav(cli, project, trained):
+    d, docs, env = project
+    assert 'speak recipe' in trained.stdout and 'v0001' in trained.stdout
+    assert 'speech rows:' in trained.stdout  # the recipe reports what became rows (and what was skipped)
+    loss = next(l for l in trained.stdout.splitlines() if l.strip().startswith('loss'))
+    first, last = map(float, loss.split()[1:4:2])
+    assert last < first, loss
+    version = next((d/'home'/'store').glob('*SPKA1/adapter/versions/v0001'))
+    assert {'adapter_config.json', 'adapter_model.safetensors', 'speech_tokens.json'} <= {p.name for p in version.iterdir()}
+
+    out = d/'said.wav'
+    r = cli('speak', docs['voice'], 'four two', '--out', out, '--max-new-tokens', '70', '--seed', '0', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith(f'wrote {out}: ') and 'at 24000 Hz (v0001)' in r.stdout, r.stdout
+    info = sf.info(str(out))
+    assert (info.samplerate, info.channels) == (24000, 1)
+    assert info.frames > 0 and info.frames % 2048 == 0 and info.frames <= 10 * 2048  # whole SNAC frames, <= 70 tokens
+    wav, _ = sf.read(str(out), dtype='float32')
+    assert np.isfinite(wav).all()
+    assert not list(d.glob('.said*'))  # written atomically
+
+def test_speak_before_training_is_one_line_error(cli, project):
+    d, docs, env = project
+    msg = one_line_error(cli('speak', docs['untrained'], 'hello', '--out', d/'no.wav', env=env))
+    assert msg == f"no trained version of {docs['untrained']} yet; run audio-lm train {docs['untrained']} first."
+    assert not (d/'no.wav').exists()
+
+def test_speak_with_listening_base_is_one_line_error(cli, project):
+    d, docs, env = project
+    msg = one_line_error(cli('speak', docs['ears'], 'hello', '--out', d/'no.wav', env=env))
+    assert "base 'tiny-listener'" in msg and 'does not speak' in msg and f'audio-lm prompt {docs["ears"]}' in msg, msg
+    assert not (d/'no.wav').exists()
+
+def test_speak_argument_errors(run, project, trained):
+    d, docs, _ = project
+    r = run('speak', docs['voice'], 'hello', '--out', d/'no.wav', '--speaker', 'alice')
+    assert r.returncode == 2 and 'trained without speaker names' in r.stderr and 'leave --speaker out' in r.stderr, r.stderr
+    r = run('speak', docs['voice'], 'hello', '--out', d/'no.wav', '--max-new-tokens', '3')
+    assert r.returncode == 2 and 'less than one speech frame' in r.stderr, r.stderr
+    r = run('speak', d/'missing.dlm', 'hello', '--out', d/'no.wav')
+    assert r.returncode == 2 and 'missing.dlm' in r.stderr, r.stderr
+    assert not (d/'no.wav').exists()
