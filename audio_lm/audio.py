@@ -15,7 +15,7 @@ from fastcore.basics import patch_to
 __all__ = ['AUDIO_EXTS', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty', 'AudioNonFinite',
            'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'read_audio', 'to_mono', 'resample', 'fit_length',
            'AudioInfo', 'rate_mismatch_message', 'load_audio', 'atomic_write', 'save_audio', 'feature_extractor',
-           'log_mel', 'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
+           'log_mel', 'audio_lm_home', 'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
 
 # %% ../nbs/00_audio.ipynb #d98d91e8
 class AudioLmError(Exception):
@@ -190,7 +190,11 @@ def log_mel(wav:np.ndarray, # mono float32 samples at the extractor's rate
              truncation=True).input_features[0].astype(np.float32)
     return mel[:, :-(-min(len(wav), fe.n_samples) // fe.hop_length)]
 
-# %% ../nbs/00_audio.ipynb #b607fcdf
+# %% ../nbs/00_audio.ipynb #cd09261b
+def audio_lm_home()->Path:
+    "Where audio_lm keeps its files (stores, caches, tiny bases): `$AUDIO_LM_HOME`, default `~/.audio_lm`."
+    return Path(os.environ.get('AUDIO_LM_HOME') or '~/.audio_lm').expanduser()
+
 def file_sha256(path, chunk:int=1<<20)->str:
     "Hex sha256 of a file's bytes."
     h = hashlib.sha256()
