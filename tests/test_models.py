@@ -16,7 +16,7 @@ TRAIN = textwrap.dedent('''
     for _ in range(2): m(**x).loss.backward(); opt.step(); opt.zero_grad()
     m.eval(); m.save_pretrained(sys.argv[1])
     torch.save(x, Path(sys.argv[1]).parent / 'x.pt')
-    with torch.no_grad(): print(json.dumps(m(**x).logits[0, -1, :8].tolist()))
+    with torch.no_grad(): print(json.dumps(m(**{k: v for k, v in x.items() if k != 'labels'}).logits[0, -1, :8].tolist()))  # full logits: no labels
 ''')
 
 LOAD = textwrap.dedent('''
@@ -25,7 +25,7 @@ LOAD = textwrap.dedent('''
     from audio_lm.models import ListeningLM
     m = ListeningLM.from_pretrained(sys.argv[1]).eval()
     x = torch.load(Path(sys.argv[1]).parent / 'x.pt', weights_only=True)
-    with torch.no_grad(): print(json.dumps(m(**x).logits[0, -1, :8].tolist()))
+    with torch.no_grad(): print(json.dumps(m(**{k: v for k, v in x.items() if k != 'labels'}).logits[0, -1, :8].tolist()))  # full logits: no labels
 ''')
 
 def _py(script, *args, home):
