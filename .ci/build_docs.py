@@ -70,10 +70,10 @@ def apply_cell_options(nb):
 
 def inline_code(s:str)->str: return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(s))
 
-def page(title, desc, body, nav, site):
+def page(title, desc, body, nav, site, up=''):
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} – {html.escape(site)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f'<body><nav id="quarto-sidebar" class="sidebar"><div class="site-title"><a href="index.html">{html.escape(site)}</a></div>{nav}</nav>'
+            f'<body><nav id="quarto-sidebar" class="sidebar"><div class="site-title"><a href="{up}index.html">{html.escape(site)}</a></div>{nav}</nav>'
             f'<main id="quarto-document-content"><h1 class="title">{inline_code(title)}</h1>'
             f'{f"<p class=description>{html.escape(desc)}</p>" if desc else ""}{body}</main></body></html>\n')
 
@@ -97,12 +97,13 @@ def main():
     exp = HTMLExporter(config=c, template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True)
     for rel, nb, fm in pages:
         href = lambda r: str(Path(r).with_suffix('.html'))
-        nav = ''.join(f'<a class="sidebar-item{" active" if r == rel else ""}" href="{href(r)}">{inline_code(titles[r])}</a>' for r in order)
+        up = '../' * (len(Path(rel).parts) - 1)   # pages in subfolders (tutorials/) link back up
+        nav = ''.join(f'<a class="sidebar-item{" active" if r == rel else ""}" href="{up}{href(r)}">{inline_code(titles[r])}</a>' for r in order)
         body, _ = exp.from_notebook_node(apply_cell_options(nb))
         body = re.sub(r'\{target="_blank"[^}]*\}', '', body)
         body = re.sub(r'href="([\w./-]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
         dest = out/href(rel); dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(page(titles[rel], fm.get('description', ''), body, nav, cfg.title), encoding='utf-8')
+        dest.write_text(page(titles[rel], fm.get('description', ''), body, nav, cfg.title, up), encoding='utf-8')
     (out/'sitemap.json').write_text(json.dumps({r: titles[r] for r in order}, indent=1))
     print(f"docs: {len(pages)} pages in {out}/ (index.html)")
 

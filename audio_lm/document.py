@@ -62,12 +62,15 @@ def new_ulid(ms:int|None=None,   # milliseconds since the epoch (default: now)
     n = (ms << 80) | rand
     return ''.join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
-# %% ../nbs/02_document.ipynb #a3cde9a7
+# %% ../nbs/02_document.ipynb #9e9222ac
 BASE_NAME_RE = re.compile(r'[a-z0-9][a-z0-9.+_-]*|hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*')
 BASE_MODALITY = {  # base name -> 'audio' | 'listen' | 'speak'
     'qwen2-audio-7b-instruct': 'audio',
     'whisper-large-v3+mistral-7b-openorca': 'listen',
+    'whisper-medium+llama-3.1-8b': 'listen',
+    'smollm2-135m': 'listen',
     'tiny-listener': 'listen',
+    'tiny-qwen2-audio': 'audio',
     'orpheus-3b': 'speak',
     'tiny-speaker': 'speak',
 }

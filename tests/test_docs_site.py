@@ -36,3 +36,11 @@ def test_api_page_has_show_doc(site):
     i = dom.index('id="load_audio"')
     assert 'target_sr' in dom[i:i+3000], "load_audio's signature is not rendered"
     assert 'class="sidebar-item active"' in dom
+
+def test_tutorial_page_links_back_up(site):
+    "Pages in nbs/tutorials/ render, and their sidebar links reach the chapters one folder up."
+    page = site/'tutorials'/'03_document.html'
+    assert page.exists(), "the tutorials are missing from the docs site (nbs/sidebar.yml)"
+    dom = dump_dom(page.as_uri())
+    assert 'id="quarto-sidebar"' in dom and 'href="../00_audio.html"' in dom and 'href="../index.html"' in dom
+    assert (site/'00_audio.html').exists()
