@@ -265,9 +265,12 @@ class SpeechCodec:
 # %% ../nbs/04_codec.ipynb #f9eb1a59
 @patch_to(SpeechCodec, cls_method=True)
 def from_pretrained(cls, repo:str='hubertsiuzdak/snac_24khz', # hub id, or a folder with config.json + pytorch_model.bin
-                    device=None, local_files_only:bool=False)->SpeechCodec:
+                    device=None,
+                    local_files_only:bool|None=None, # default: True when HF_HUB_OFFLINE is set (read now, not at import)
+                   )->SpeechCodec:
     "Load pretrained SNAC weights from the hub cache or a folder."
     from snac import SNAC
+    if local_files_only is None: local_files_only = os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
     p = Path(repo)
     if p.is_dir():
         cfg_path, wts_path = p/'config.json', p/'pytorch_model.bin'
