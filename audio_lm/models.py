@@ -690,7 +690,7 @@ def base_path(name:str, build:bool=True)->Path:
     try: current = json.loads(done.read_text()).get('build_version') == BUILD_VERSION
     except (OSError, ValueError): current = False
     if build and not current:
-        BUILDERS[spec.name](d, spec)
+        with quiet_transformers(): BUILDERS[spec.name](d, spec)   # no "writing shards" bars
         (d/'DONE').write_text(json.dumps({'build_version': BUILD_VERSION, **asdict(spec)}))
     return d
 

@@ -394,7 +394,7 @@ def listen_recipe(base, doc=None, cache=None,
     prepare = lambda exs: [e for e in exs if isinstance(e, ListenExample) or getattr(e, 'kind', None) != 'prose']
     return Recipe('listen', model, prepare=prepare, collate=collate, length=lambda e: coll.length(as_listen(e)),
                   transcribe=lambda m, exs: transcribe(m, [as_listen(e) for e in exs], collator=coll),
-                  reference=lambda e: e.target, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
+                  reference=lambda e: as_listen(e).answer, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
 
 RECIPES = {  # base modality -> 'module:builder'; a builder takes (base, doc=None, cache=None) and returns a Recipe
     'listen': 'audio_lm.train:listen_recipe',
