@@ -93,7 +93,8 @@ def demo(out='demo_out', # folder for everything the demo writes
     if not doc.exists(): doc.write_text(DEMO_DOC.format(dlm_id=new_ulid(), lr=lr, batch=batch, seed=seed))
     print(f"2/5 training tiny-listener from scratch for {steps} steps on {doc}")
     from audio_lm.train import train_document, format_summary
-    s = train_document(doc, max_steps=steps, policy='all', progress=progress, eval_every=max(50, steps // 4), fresh=True)
+    s = train_document(doc, max_steps=steps, policy='all', progress=progress, eval_every=max(50, steps // 4), fresh=True,
+                       warmup_steps=min(50, steps // 10))
     print(format_summary(s))
     test = next(c for c in clips if c.split == 'test')
     from audio_lm.generate import prompt_document
