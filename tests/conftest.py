@@ -16,6 +16,13 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     return subprocess.run([sys.executable, '-m', 'audio_lm.cli', *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=e, timeout=timeout)
 
+def one_line_error(r):
+    "The run failed as a user error: exit 2, nothing on stdout and exactly one line on stderr."
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert r.stdout == '' and len(lines) == 1 and lines[0].startswith('audio-lm: error: '), (r.stdout, r.stderr)
+    return lines[0][len('audio-lm: error: '):]
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -9,13 +9,7 @@ from audio_lm.cli import main
 from audio_lm.corpus import synth_corpus
 from audio_lm.document import load_document, new_ulid, DEFAULT_BASES
 from audio_lm.store import Store, audio_lm_home
-
-def one_line_error(r):
-    "The run failed as a user error: exit 2, nothing on stdout and exactly one line on stderr."
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert r.stdout == '' and len(lines) == 1 and lines[0].startswith('audio-lm: error: '), (r.stdout, r.stderr)
-    return lines[0][len('audio-lm: error: '):]
+from conftest import one_line_error
 
 @pytest.fixture
 def run(capsys):

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from audio_lm.cli import main
 from audio_lm.corpus import synth_corpus
-from conftest import run_cli
+from conftest import run_cli, one_line_error
 
 DOC = """---
 dlm_id: {dlm_id}
@@ -27,13 +27,6 @@ training:
 ---
 Spoken digits, synthesized with espeak-ng.
 """
-
-def one_line_error(r):
-    "The run failed as a user error: exit 2, nothing on stdout and exactly one line on stderr."
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert r.stdout == '' and len(lines) == 1 and lines[0].startswith('audio-lm: error: '), (r.stdout, r.stderr)
-    return lines[0][len('audio-lm: error: '):]
 
 @pytest.fixture(scope='module')
 def project(tmp_path_factory):
