@@ -249,6 +249,7 @@ class ListeningLM(nn.Module):
         self.tokenizer, self.feature_extractor = tokenizer, feature_extractor
         self.lora_targets, self.policy, self.lora_config = lora_targets, None, None
         self.ctc_head, self.ctc_weight = None, 0.0     # an optional auxiliary CTC head (see `add_ctc`)
+        self.trained = set()   # parts a policy ever unfroze ('encoder', 'llm'): saved even after a later policy freezes them
 
     @property
     def device(self): return self.projector_param.device
@@ -388,6 +389,8 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
     full = policy == 'all'  # every weight trains: a base learned from scratch (tiny-listener in the demo)
     for n, p in self.llm.named_parameters(): p.requires_grad_(full or ('lora' in policy and 'lora_' in n))
     self.encoder.requires_grad_(full or 'encoder' in policy)
+    self.trained |= {'encoder'} if full or 'encoder' in policy else set()
+    self.trained |= {'llm'} if full else set()
     self.projector.requires_grad_(True)
     if self.ctc_head is not None: self.ctc_head.requires_grad_(True)   # trains with the projector, in every policy
     self.policy = policy
@@ -461,7 +464,7 @@ def listening_config(self)->dict:
     enc = {k: v for k, v in self.encoder.config.to_dict().items() if not k.startswith('_')}
     return dict(format='audio_lm.listening', version=1, base=self.base, audio_token=self.audio_token,
                 audio_token_id=int(self.audio_token_id), projector=self.projector.config, encoder=enc,
-                policy=self.policy, lora=self.lora_config,
+                policy=self.policy, lora=self.lora_config, trained=sorted(self.trained),
                 ctc=None if self.ctc_head is None else dict(weight=self.ctc_weight, alphabet=CTC_ALPHABET),
                 lora_targets=self.lora_targets if isinstance(self.lora_targets, str) else list(self.lora_targets))
 
@@ -472,10 +475,11 @@ def save_pretrained(self, path,          # folder to write (replaced if it exist
     "Save the trained parts (projector, LoRA adapter, encoder if trained) and the config; `full` adds the rest."
     from peft import PeftModel
     full = full or self.base is None
-    enc_trained = any(p.requires_grad for p in self.encoder.parameters())
+    enc_trained = 'encoder' in self.trained or any(p.requires_grad for p in self.encoder.parameters())
+    llm_trained = 'llm' in self.trained
     def write(d):
         cfg = self.listening_config()
-        if full: cfg['base'] = None
+        if full: cfg['base'], cfg['trained'] = None, []   # a full folder is a base: its weights are the starting point
         (d/'listening.json').write_text(json.dumps(cfg, indent=2))
         save_file({k: v.contiguous() for k, v in self.projector.state_dict().items()}, d/'projector.safetensors')
         if self.ctc_head is not None:
@@ -488,9 +492,10 @@ def save_pretrained(self, path,          # folder to write (replaced if it exist
             if self.tokenizer is not None: self.tokenizer.save_pretrained(d/'llm')
         elif enc_trained:
             save_file({k: v.contiguous() for k, v in self.encoder.state_dict().items()}, d/'encoder.safetensors')
+        if not full and llm_trained:  # policy 'all' (now or earlier): the whole LLM trained
+            llm, sd = _clean_llm_state(self.llm)
+            save_file({k: v.contiguous() for k, v in (sd or llm.state_dict()).items()}, d/'llm.safetensors')
         if isinstance(self.llm, PeftModel): self.llm.save_pretrained(d/'adapter')
-        elif not full and any(p.requires_grad for p in self.llm.parameters()):  # policy 'all': the whole LLM trained
-            save_file({k: v.contiguous() for k, v in self.llm.state_dict().items()}, d/'llm.safetensors')
     with quiet_transformers(): return _write_dir(path, write)
 
 # %% ../nbs/05_models.ipynb #d54b4c68
@@ -528,6 +533,7 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
         if (path/'adapter').exists():
             model.llm = PeftModel.from_pretrained(model.llm, path/'adapter', is_trainable=True)
             model.lora_config = cfg.get('lora')
+    model.trained = set(cfg.get('trained') or ()) | {n for n in ('encoder', 'llm') if (path/f'{n}.safetensors').exists()}
     model.set_policy(cfg.get('policy') or 'projector')
     if device is not None: model.to(device)
     return model
