@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_audio.ipynb #bf5161b0
 from __future__ import annotations
-import hashlib, json, os, struct, tempfile
+import collections, hashlib, json, os, struct, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -215,9 +215,19 @@ class CacheStats:
     decodes:int=0; features:int=0; hits:int=0; corrupt:int=0
 
 class AudioCache:
-    "On-disk, content-addressed cache of decoded waveforms and extracted features."
-    def __init__(self, root): 
+    "On-disk, content-addressed cache of decoded waveforms and extracted features (recent entries also kept in RAM)."
+    def __init__(self, root,
+                 mem_bytes:int=256 << 20): # RAM for recently used entries (read-only arrays); 0 turns it off
         self.root = Path(root); self.stats = CacheStats(); self._sha = {}
+        self.mem_bytes, self._mem, self._mem_used = mem_bytes, collections.OrderedDict(), 0
+
+    def _remember(self, kind, key, arr, meta):
+        if arr.nbytes > self.mem_bytes: return
+        arr.flags.writeable = False   # shared by every caller: nobody may change it in place
+        old = self._mem.pop((kind, key), None)
+        if old is not None: self._mem_used -= old[0].nbytes
+        self._mem[(kind, key)] = (arr, meta); self._mem_used += arr.nbytes
+        while self._mem_used > self.mem_bytes: self._mem_used -= self._mem.popitem(last=False)[1][0].nbytes
 
     def sha(self, path)->str:
         "Content hash of `path`, memoised on (path, size, mtime)."
@@ -235,6 +245,9 @@ class AudioCache:
     def _file(self, kind, key): return self.root/kind/key[:2]/f'{key}.npz'
 
     def _get(self, kind, key):
+        if (kind, key) in self._mem:
+            self._mem.move_to_end((kind, key)); self.stats.hits += 1
+            return self._mem[(kind, key)]
         f = self._file(kind, key)
         if not f.exists(): return None
         try:
@@ -243,7 +256,7 @@ class AudioCache:
             if hashlib.sha256(arr.tobytes()).hexdigest() != meta['sha']: raise ValueError('checksum')
         except Exception:
             self.stats.corrupt += 1; return None
-        self.stats.hits += 1
+        self.stats.hits += 1; self._remember(kind, key, arr, meta)
         return arr, meta
 
     def _put(self, kind, key, arr, meta):
@@ -251,6 +264,7 @@ class AudioCache:
         def w(p):
             with open(p, 'wb') as fh: np.savez(fh, arr=arr, meta=np.array(json.dumps(meta)))
         atomic_write(self._file(kind, key), w)
+        self._remember(kind, key, np.array(arr), meta)
 
 # %% ../nbs/00_audio.ipynb #30bf15c5
 @patch_to(AudioCache)

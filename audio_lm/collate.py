@@ -53,9 +53,8 @@ def clip_features(audio,                   # a path, or mono float32 samples at 
     "Log-mel features of one clip, cut to the clip's own length."
     if isinstance(audio, (str, Path)) and not Path(audio).exists(): raise AudioNotFound(f"audio not found: {audio}")
     if isinstance(audio, (str, Path)) and cache is not None:
-        mel = cache.features(audio, fe, auto_resample, max_seconds)
-        wav, _ = cache.load(audio, fe.sampling_rate, auto_resample, max_seconds)   # a cache hit: its length
-    elif isinstance(audio, (str, Path)):
+        return cache.features(audio, fe, auto_resample, max_seconds)   # cached already cut to the clip (`trim=True`)
+    if isinstance(audio, (str, Path)):
         wav, _ = load_audio(audio, fe.sampling_rate, auto_resample, max_seconds)
         mel = log_mel(wav, fe)
     else:
@@ -85,6 +84,7 @@ class ListenCollator:
         self.cache = cache if isinstance(cache, AudioCache) else AudioCache(cache or audio_lm_home()/'cache')
         self.auto_resample, self.max_seconds, self.prompt, self.system = auto_resample, max_seconds, prompt, system
         self.max_length = max_length
+        self._ids = {}   # (prompt, clips, answer, system) -> token ids: an epoch renders the same texts again
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     @classmethod
@@ -125,12 +125,17 @@ def encode(self, x, for_generation:bool=False)->dict:
         raise CollateError(f"example with prompt {ex.prompt!r} has no answer to learn; give it a 'transcript' or "
                            "'answer', or collate with for_generation=True.")
     feats = [clip_features(a, self.fe, self.cache, self.auto_resample, self.max_seconds) for a in ex.audios]
-    prompt, answer = self.texts(ex)
+    key = (ex.prompt, len(ex.audios), ex.answer, self.system)
+    if key not in self._ids:
+        prompt, answer = self.texts(ex)
+        if len(self._ids) >= 100_000: self._ids.clear()
+        self._ids[key] = (self.tok(prompt, add_special_tokens=False).input_ids,
+                          [] if answer is None else self.tok(answer, add_special_tokens=False).input_ids)
+    prompt_ids, ans = self._ids[key]
     ids, k = [], 0
-    for t in self.tok(prompt, add_special_tokens=False).input_ids:
+    for t in prompt_ids:
         if t == self.audio_token_id: ids += [t] * self.audio_tokens(feats[k].shape[1]); k += 1
         else: ids.append(t)
-    ans = [] if answer is None else self.tok(answer, add_special_tokens=False).input_ids
     if self.max_length and len(ids) + len(ans) > self.max_length:
         if len(ids) >= self.max_length:
             raise CollateError(f"the prompt and audio of an example take {len(ids)} tokens, more than max_length="
@@ -159,7 +164,7 @@ def __call__(self, examples:list,            # Clip records, dicts or ListenExam
         T = max(f.shape[1] for f in feats)
         x = torch.zeros((len(feats), feats[0].shape[0], T), dtype=torch.float32)
         fm = torch.zeros((len(feats), T), dtype=torch.long)
-        for j, f in enumerate(feats): x[j, :, :f.shape[1]] = torch.from_numpy(f); fm[j, :f.shape[1]] = 1
+        for j, f in enumerate(feats): x[j, :, :f.shape[1]] = torch.tensor(f); fm[j, :f.shape[1]] = 1
         out.update(input_features=x, feature_attention_mask=fm)
     return out
 
