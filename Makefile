@@ -63,8 +63,12 @@ demo: install
 
 ## docs: the docs site in _docs/ (Quarto when installed, else a Quarto-free build)
 docs: install
-	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
-	else $(PY) .ci/build_docs.py; fi
+	@before=$$(git status --porcelain --untracked-files=all 2>/dev/null | sort || true); \
+	if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
+	else $(PY) .ci/build_docs.py; fi; \
+	after=$$(git status --porcelain --untracked-files=all 2>/dev/null | sort || true); \
+	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after") || true; \
+	  echo "the docs build changed or left files in the repository (above): keep setup code out of import cells"; exit 1; fi
 
 ## docs-test: open the built site in headless Chromium
 docs-test: docs
