@@ -389,8 +389,8 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
     full = policy == 'all'  # every weight trains: a base learned from scratch (tiny-listener in the demo)
     for n, p in self.llm.named_parameters(): p.requires_grad_(full or ('lora' in policy and 'lora_' in n))
     self.encoder.requires_grad_(full or 'encoder' in policy)
-    self.trained |= {'encoder'} if full or 'encoder' in policy else set()
-    self.trained |= {'llm'} if full else set()
+    if full or 'encoder' in policy: self.trained.add('encoder')
+    if full: self.trained.add('llm')
     self.projector.requires_grad_(True)
     if self.ctc_head is not None: self.ctc_head.requires_grad_(True)   # trains with the projector, in every policy
     self.policy = policy
