@@ -11,12 +11,15 @@ import torch
 from .audio import AudioLmError
 from .collate import AudioLmCollator, AudioLmExample, as_audio_lm_example
 from .document import TrainingConfig
-from .models import BASES, BaseSpec, load_base, quiet_transformers, _from_hub
+from .bases import BASES, BaseSpec
+from .models import load_audio_language, quiet_transformers, from_hub, weights_at
 from .train import Recipe
+from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
 
 # %% auto #0
-__all__ = ['QLORA_NEEDS_CUDA', 'ADAPTER_META', 'QLoraNeedsCuda', 'AdapterError', 'lora_target_regex', 'lora_modules', 'with_lora',
-           'load_4bit', 'save_adapter', 'load_trained', 'answers', 'ask', 'audio_language_recipe']
+__all__ = ['QLORA_NEEDS_CUDA', 'ADAPTER_META', 'AUDIO_LANGUAGE', 'QLoraNeedsCuda', 'AdapterError', 'lora_target_regex',
+           'lora_modules', 'with_lora', 'load_4bit', 'save_adapter', 'load_trained', 'answers', 'ask',
+           'audio_language_recipe', 'answer_version', 'export_audio_language']
 
 # %% ../nbs/08b_audio_language.ipynb #d5831a02
 class QLoraNeedsCuda(AudioLmError, RuntimeError):
@@ -75,7 +78,7 @@ def load_4bit(base)->torch.nn.Module:
     at = str(base.path) if base.path is not None else base.spec.llm
     load = lambda: Qwen2AudioForConditionalGeneration.from_pretrained(
         at, quantization_config=q, dtype=dt, device_map={'': torch.cuda.current_device()})
-    with quiet_transformers(): model = load() if base.path is not None else _from_hub(base.spec, load)
+    with quiet_transformers(): model = load() if base.path is not None else from_hub(base.spec, load)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
                                            gradient_checkpointing_kwargs={'use_reentrant': False})
 
@@ -97,10 +100,10 @@ def save_adapter(model,            # a `PeftModel`
 def _base_model(name:str, dtype=None):
     "Model and processor of a registry base, or of a hub id / local folder holding a Qwen2-Audio checkpoint."
     if name in BASES:
-        b = load_base(name, dtype=dtype); return b.model, b.processor
+        b = load_audio_language(name, dtype=dtype); return b.model, b.processor
     from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
     load = lambda: (Qwen2AudioForConditionalGeneration.from_pretrained(name, dtype=dtype), AutoProcessor.from_pretrained(name))
-    with quiet_transformers(): return load() if Path(name).is_dir() else _from_hub(BaseSpec(name, 'audio-language', name), load)
+    with quiet_transformers(): return load() if Path(name).is_dir() else from_hub(BaseSpec(name, 'audio-language', name), load)
 
 def load_trained(version_folder,            # a version folder written by `save_adapter` (`adapter/versions/vNNNN`)
                  base_name:str|None=None,   # the base (default: the one recorded in the folder)
@@ -173,7 +176,7 @@ def ask(model, processor,           # from `load_trained` (or a base's model and
     return answers(model, coll, [AudioLmExample(clips, question, None)], max_new_tokens, 1, do_sample, **generate_kwargs)[0]
 
 # %% ../nbs/08b_audio_language.ipynb #1fa889a3
-def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_base`)
+def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_audio_language`)
                           doc=None,   # the `Document` (its `training` settings and `system_prompt`)
                           cache=None, # the store's cache folder (default `$AUDIO_LM_HOME/cache`)
                          )->Recipe:
@@ -190,3 +193,50 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_ba
                   transcribe=lambda m, exs: answers(m, coll, exs),
                   reference=lambda e: as_audio_lm_example(e).answer,
                   save=lambda m, d: save_adapter(m, d, base.spec.name, t.adapter))
+
+# %% ../nbs/08b_audio_language.ipynb #04a4e426
+def answer_version(folder, doc, question:str, audios, max_new_tokens:int=64, cache=None)->str:
+    "The answer of a trained audio-language version to `question` about `audios` (prompts resample clips)."
+    model, processor = load_trained(folder, doc.base_model)
+    return ask(model, processor, list(audios), question, max_new_tokens=max_new_tokens, auto_resample=doc.training.audio.auto_resample)
+
+# %% ../nbs/08b_audio_language.ipynb #0f053cd2
+def export_audio_language(src:Path, spec, d:Path, merged:bool=False)->dict:
+    "Write the audio-language export of the version folder `src` into `d`."
+    from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+    ref, kind = weights_at(spec), read_record(src, 'audio_language.json').get('adapter', 'lora')   # 'qlora': trained on a 4-bit base
+    proc = load_weights(spec, lambda: AutoProcessor.from_pretrained(io_source(src, 'processor', ('processor_config.json', 'preprocessor_config.json')) or ref))
+    if merged:
+        from peft import PeftModel
+        model = load_weights(spec, lambda: PeftModel.from_pretrained(
+            Qwen2AudioForConditionalGeneration.from_pretrained(ref, dtype='auto'), src).merge_and_unload())
+        save_all(model, proc, to=d)
+        return {'adapter_kind': kind, 'layout': {'model': '.', 'processor': '.'}}
+    copy_adapter(src, d/'adapter')
+    save_all(proc, to=d/'processor')
+    return {'adapter_kind': kind, 'layout': {'adapter': 'adapter', 'processor': 'processor'}}
+
+# %% ../nbs/08b_audio_language.ipynb #3e3e168c
+AUDIO_LANGUAGE = Modality('audio-language', 'audio-language', load=load_audio_language, recipe=audio_language_recipe,
+                          hears=True, answer=answer_version, export=export_audio_language, export_name='hf-audio-snapshot',
+                          readme_load={False: '''from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+from peft import PeftModel
+
+base = "{base}"
+model = PeftModel.from_pretrained(Qwen2AudioForConditionalGeneration.from_pretrained(base), "./adapter")
+processor = AutoProcessor.from_pretrained("./processor")''', True: '''from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+model = Qwen2AudioForConditionalGeneration.from_pretrained(".")
+processor = AutoProcessor.from_pretrained(".")'''}.get,
+                          readme_use='''```python
+import soundfile as sf
+wav, sr = sf.read("clip.wav", dtype="float32")   # mono, {sample_rate} Hz, at most {max_length_seconds:g} s
+msgs = [{{"role": "user", "content": [{{"type": "audio", "audio": "clip.wav"}}, {{"type": "text", "text": "What is said?"}}]}}]
+text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+inputs = processor(text=text, audio=[wav], sampling_rate={sample_rate}, return_tensors="pt")
+out = model.generate(**inputs, max_new_tokens=64)
+print(processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0])
+```
+
+Each `{audio_token}` in the prompt stands for one clip; the processor expands it to one token per 40 ms
+(up to {num_audio_tokens} for a {max_length_seconds:g} s clip).''')

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from .audio import AudioCache, feature_extractor, atomic_write
+from .codec import (CODEBOOK_SIZE, SNAC_24KHZ, SpeechCodec, frames_to_tokens, dedup_frames, frames_to_tokens_reference,
+                            dedup_tokens_reference)
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache',
            'bench_memory', 'bench_listen_scratch', 'bench_projector', 'wellformed_frames', 'bench_speaker_wellformed',
-           'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
+           'bench_interleave', 'bench_codec_encode', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -90,8 +92,9 @@ _RSS_SCRIPT = '''
 import json, resource, sys
 from audio_lm.corpus import read_folder
 from audio_lm.collate import ListenExample
-from audio_lm.models import load_base
-from audio_lm.train import listen_recipe, fit, TrainConfig
+from audio_lm.run import load_base
+from audio_lm.listen import listen_recipe
+from audio_lm.train import fit, TrainConfig
 clips = read_folder(sys.argv[1]).clips[:int(sys.argv[2])]
 ex = [ListenExample([c.path], 'Transcribe the audio.', c.transcript) for c in clips]
 r = listen_recipe(load_base('tiny-listener'), cache=sys.argv[3])
@@ -132,8 +135,9 @@ def bench_listen_scratch(n:int=60,        # clips in the digits corpus (a fifth 
                          n_eval:int=8,    # held-out clips evaluated (at most)
                          lr:float=3e-3, seed:int=0)->dict:
     "Held-out loss, WER and CER of `tiny-listener` trained from scratch (policy 'all'): before vs after `steps`."
-    from audio_lm.models import load_base
-    from audio_lm.train import listen_recipe, evaluate
+    from audio_lm.run import load_base
+    from audio_lm.listen import listen_recipe
+    from audio_lm.train import evaluate
     with tempfile.TemporaryDirectory() as d:
         train, held = _digits_examples(n, Path(d)/'corpus', seed=seed)
         recipe = listen_recipe(load_base('tiny-listener'), cache=Path(d)/'cache', policy='all')
@@ -156,8 +160,9 @@ def bench_projector(base:str='smollm2-135m', # a listening base
                     lr:float=3e-3, seed:int=0)->dict:
     "Held-out loss of a listening base before vs after `steps` of projector-only training on espeak digits."
     from dataclasses import replace
-    from audio_lm.models import load_base
-    from audio_lm.train import listen_recipe, evaluate
+    from audio_lm.run import load_base
+    from audio_lm.listen import listen_recipe
+    from audio_lm.train import evaluate
     with tempfile.TemporaryDirectory() as d:
         train, held = _digits_examples(n, Path(d)/'corpus', seed=seed)
         recipe = replace(listen_recipe(load_base(base), cache=Path(d)/'cache', policy='projector'), transcribe=None)  # loss only
@@ -195,7 +200,7 @@ def bench_speaker_wellformed(n:int=20,       # clips in the 24 kHz digits corpus
                              micro_batch_size:int=4, lr:float=1e-2, seed:int=0)->dict:
     "Share of well-formed frames `tiny-speaker` generates with vs without the frame-aware logits processor."
     import contextlib, io
-    from audio_lm.models import load_base
+    from audio_lm.run import load_base
     from audio_lm.speak import speak_recipe, speech_codec_for, speech_spec_for, generate_speech
     base = load_base('tiny-speaker'); spec = speech_spec_for(base); model, losses = base.model, []
     with tempfile.TemporaryDirectory() as d:
@@ -217,6 +222,50 @@ def bench_speaker_wellformed(n:int=20,       # clips in the 24 kHz digits corpus
                     f'streams_ok_{key}': sum(t > 0 and o == t for o, t in counts)})
     return {**out, 'target': 'with: 1.0'}
 
+# %% ../nbs/12_bench.ipynb #5a3a9c4a
+def _bench_codes(frames:int, seed:int=0, repeat_p:float=0.1)->list[np.ndarray]:
+    "Random codes where a fraction `repeat_p` of frames repeat the previous level-0 code."
+    rng = np.random.default_rng(seed)
+    l0 = rng.integers(0, CODEBOOK_SIZE, frames)
+    idx = np.where(rng.random(frames) < repeat_p, 0, np.arange(frames)); np.maximum.accumulate(idx, out=idx)
+    return [l0[idx], rng.integers(0, CODEBOOK_SIZE, 2*frames), rng.integers(0, CODEBOOK_SIZE, 4*frames)]
+
+def bench_interleave(minutes:float=10., # length of speech to interleave
+                     repeats:int=5,     # best of this many runs
+                     seed:int=0)->dict:
+    "Vectorised interleave+dedup vs the recipe's per-frame loops on `minutes` of random codes."
+    frames = int(minutes * 60 * SNAC_24KHZ['sampling_rate'] / 2048)
+    codes = _bench_codes(frames, seed)
+    snac_codes = [torch.from_numpy(l)[None] for l in codes]  # as SNAC returns them: (1, n) tensors
+    vec = lambda c: frames_to_tokens(dedup_frames(c)[0])
+    ref = lambda c: dedup_tokens_reference(frames_to_tokens_reference(c))[0]
+    out = vec(codes).tolist()
+    assert out == ref(codes) == vec(snac_codes).tolist() == ref([t[0] for t in snac_codes]), 'implementations differ'
+    t_vec, t_vec_torch = best_time(lambda: vec(codes), repeats, 0), best_time(lambda: vec(snac_codes), repeats, 0)
+    t_ref = best_time(lambda: ref(codes), repeats, 0)
+    t_ref_torch = best_time(lambda: ref([t[0] for t in snac_codes]), max(1, repeats // 2), 0)
+    return dict(minutes=minutes, frames=frames, dropped=dedup_frames(codes)[1],
+                vectorised_s=t_vec, reference_s=t_ref, speedup=t_ref / t_vec,  # numpy codes in both
+                vectorised_torch_s=t_vec_torch, reference_torch_s=t_ref_torch,   # SNAC's torch tensors, as in the recipe
+                speedup_torch=t_ref_torch / t_vec_torch)
+
+def bench_codec_encode(codec:SpeechCodec|None=None, # default: the random-weight 24 kHz codec
+                       seconds:float=4.,  # length of each clip
+                       n_clips:int=8,     # clips encoded per measurement
+                       batch_size:int=8,  # clips per call in the batched run
+                       seed:int=0)->dict:
+    "Codec encode throughput (seconds of audio per second) at batch 1 and at `batch_size`."
+    codec = codec or SpeechCodec.from_config()
+    rng = np.random.default_rng(seed)
+    clips = [(0.1 * rng.standard_normal(int(seconds * codec.sr))).astype(np.float32) for _ in range(n_clips)]
+    sync = torch.cuda.synchronize if codec.device.type == 'cuda' else (lambda: None)
+    codec.encode(clips[:1]); sync()  # warm-up
+    def run(bs): codec.encode(clips, batch_size=bs); sync()
+    t1, tb = best_time(lambda: run(1), 1, 0), best_time(lambda: run(batch_size), 1, 0)
+    audio = seconds * n_clips
+    return dict(device=str(codec.device), threads=torch.get_num_threads(), audio_s=audio, batch_size=batch_size,
+                batch1_audio_s_per_s=audio / t1, batched_audio_s_per_s=audio / tb, batched_speedup=t1 / tb)
+
 # %% ../nbs/12_bench.ipynb #368e212d
 def machine()->dict:
     "What the numbers were measured on."
@@ -225,8 +274,8 @@ def machine()->dict:
             'device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'}
 
 def _listen_kv(quick:bool)->dict:
-    from audio_lm.models import load_base
-    from audio_lm.generate import bench_listen_kv
+    from audio_lm.run import load_base
+    from audio_lm.listen import bench_listen_kv
     from audio_lm.corpus import synth_corpus
     clips = synth_corpus(tempfile.mkdtemp(), n=1, kind='sentences', seed=0, progress=False)
     # the real SmolLM2-135M in both modes: on a 2-layer toy, per-token overhead hides what the cache saves
@@ -235,7 +284,6 @@ def _listen_kv(quick:bool)->dict:
     return {**r, 'model': 'smollm2-135m', 'target': '>= 5x'}
 
 def _codec_encode(quick:bool)->dict:
-    from audio_lm.codec import bench_codec_encode, SpeechCodec
     codec = SpeechCodec.from_config(decoder_dim=256) if quick else None
     return bench_codec_encode(codec, seconds=2. if quick else 4., n_clips=4 if quick else 8, batch_size=4 if quick else 8)
 
@@ -244,7 +292,7 @@ BENCHMARKS = {  # name -> (function of quick, what it compares)
     'length_grouping': (lambda q: bench_length_grouping(n=48 if q else 128, hidden=128 if q else 256), 'real tokens/s, grouped vs padded'),
     'step_flops':      (lambda q: bench_step_flops(), 'training step vs matmul FLOP/s (mid-size Llama)'),
     'memory':          (lambda q: bench_memory(n=4 if q else 24, scale=10), 'peak RSS, 10x corpus vs base'),
-    'codec_interleave':(lambda q: {**__import__('audio_lm.codec', fromlist=['x']).bench_interleave(minutes=10.), 'target': '>= 100x'}, 'interleave+dedup of 10 min of codes, vectorised vs per-frame loop'),
+    'codec_interleave':(lambda q: {**bench_interleave(minutes=10.), 'target': '>= 100x'}, 'interleave+dedup of 10 min of codes, vectorised vs per-frame loop'),
     'codec_encode':    (_codec_encode, 'codec encode, batch 1 vs batched'),
     'listen_kv':       (_listen_kv, 'generation with vs without KV cache'),
     'listen_scratch':  (lambda q: bench_listen_scratch(**({} if q else dict(n=400, steps=800, micro_batch_size=16, n_eval=64))),

@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'r
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
     'corpus': 'corpus', 'init': 'store', 'show': 'store', 'ingest': 'store',
-    'train': 'train', 'prompt': 'generate', 'speak': 'speak',
+    'train': 'run', 'prompt': 'run', 'speak': 'run',
     'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
 
 def command_modules(names=None)->list:
@@ -92,12 +92,12 @@ def demo(out='demo_out', # folder for everything the demo writes
     doc = out/'digits.dlm'
     if not doc.exists(): doc.write_text(DEMO_DOC.format(dlm_id=new_ulid(), lr=lr, batch=batch, seed=seed))
     print(f"2/5 training tiny-listener from scratch for {steps} steps on {doc}")
-    from audio_lm.train import train_document, format_summary
+    from audio_lm.run import train_document, format_summary
     s = train_document(doc, max_steps=steps, policy='all', progress=progress, eval_every=max(50, steps // 4), fresh=True,
                        warmup_steps=min(50, steps // 10), eval_max=n)   # every held-out clip
     print(format_summary(s))
     test = next(c for c in clips if c.split == 'test')
-    from audio_lm.generate import prompt_document
+    from audio_lm.run import prompt_document
     said = prompt_document(doc, 'Transcribe the audio.', [test.path], max_new_tokens=16)
     print(f"3/5 prompt on a held-out voice ({test.speaker}): the model heard {said!r}; the clip says {test.transcript!r}")
     from audio_lm.export import export, verify

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from fastcore.basics import patch_to
 from .audio import AudioLmError, AudioEmpty, load_audio, to_mono, resample, save_audio, atomic_write, file_sha256
+from .bases import hub_offline, download_command
 
 # %% auto #0
 __all__ = ['CODEBOOK_SIZE', 'FRAME_TOKENS', 'LLAMA3_LENGTH', 'LLAMA3_EOT', 'LEVEL_COLUMNS', 'SNAC_24KHZ', 'LABEL_MODES',
-           'ROW_COLUMNS', 'CodecError', 'CodecWeightsMissing', 'InvalidSpeechCodes', 'InvalidSpeechTokens',
-           'SpeechTokens', 'find_speech_tokens', 'add_speech_tokens', 'frames_to_tokens_reference', 'frames_to_tokens',
+           'CodecError', 'CodecWeightsMissing', 'InvalidSpeechCodes', 'InvalidSpeechTokens', 'SpeechTokens',
+           'find_speech_tokens', 'add_speech_tokens', 'frames_to_tokens_reference', 'frames_to_tokens',
            'tokens_to_codes', 'dedup_tokens_reference', 'dedup_frames', 'default_device', 'SpeechCodec', 'speech_row',
-           'TTSPrepReport', 'prepare_tts_dataset', 'decode_speech', 'save_speech', 'bench_interleave',
-           'bench_codec_encode']
+           'decode_speech', 'save_speech']
 
 # %% ../nbs/04_codec.ipynb #ef495487
 class CodecError(AudioLmError, ValueError):
@@ -270,15 +270,14 @@ def from_pretrained(cls, repo:str='hubertsiuzdak/snac_24khz', # hub id, or a fol
                    )->SpeechCodec:
     "Load pretrained SNAC weights from the hub cache or a folder."
     from snac import SNAC
-    if local_files_only is None: local_files_only = os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
+    if local_files_only is None: local_files_only = hub_offline()
     p = Path(repo)
     if p.is_dir():
         cfg_path, wts_path = p/'config.json', p/'pytorch_model.bin'
         missing = [f.name for f in (cfg_path, wts_path) if not f.exists()]
         if missing:
             raise CodecWeightsMissing(f"SNAC codec folder '{p}' lacks {' and '.join(missing)}; point at a folder written by "
-                                      "SpeechCodec.save_pretrained or by `huggingface-cli download "
-                                      f"hubertsiuzdak/snac_24khz --local-dir {p}`.")
+                                      f"SpeechCodec.save_pretrained or by `{download_command('hubertsiuzdak/snac_24khz')} --local-dir {p}`.")
     else:
         try:
             from huggingface_hub import hf_hub_download
@@ -286,7 +285,7 @@ def from_pretrained(cls, repo:str='hubertsiuzdak/snac_24khz', # hub id, or a fol
             wts_path = hf_hub_download(repo, 'pytorch_model.bin', local_files_only=local_files_only)
         except Exception as e:
             raise CodecWeightsMissing(f"SNAC codec weights '{repo}' are not on this machine ({type(e).__name__}); download "
-                                      f"them with `huggingface-cli download {repo}` (or pass a folder holding config.json "
+                                      f"them with `{download_command(repo)}` (or pass a folder holding config.json "
                                       "and pytorch_model.bin).") from e
     cfg = json.loads(Path(cfg_path).read_text())
     snac = SNAC(**cfg)
@@ -378,209 +377,6 @@ def speech_row(text:str|list[int], # the transcript, or its token ids (used as g
     lab = ids.copy() if labels == 'all' else [-100] * len(prompt) + turn
     return dict(input_ids=ids, labels=lab, attention_mask=[1] * len(ids))
 
-# %% ../nbs/04_codec.ipynb #9cdcc0c5
-_PREP_VERSION = 1
-
-@dataclass
-class TTSPrepReport:
-    "What `prepare_tts_dataset` did: clips in, rows out, and why any clip was dropped."
-    clips:int=0; rows:int=0
-    dropped:dict=field(default_factory=dict)   # reason -> number of clips
-    examples:list=field(default_factory=list)  # the first few "clip: message" lines
-    frames:int=0; dedup_dropped:int=0          # frames in the rows; repeated frames removed
-    audio_seconds:float=0.                     # audio encoded, seconds
-    cached:bool=False; key:str=''              # loaded from the cache; the cache key
-
-    def __str__(self):
-        s = (f"prepare_tts_dataset: {self.clips} clips -> {self.rows} rows ({self.frames} frames, "
-             f"{self.dedup_dropped} repeated frames dropped)")
-        if self.dropped:
-            s += f"; dropped {sum(self.dropped.values())}: " + ', '.join(f"{k} x{v}" for k, v in sorted(self.dropped.items()))
-        return s + (' [cached]' if self.cached else '')
-
-def _home()->Path:
-    "Where audio_lm keeps caches and stores: $AUDIO_LM_HOME, default ~/.audio_lm."
-    return Path(os.environ.get('AUDIO_LM_HOME', '~/.audio_lm')).expanduser()
-
-# %% ../nbs/04_codec.ipynb #6ec91228
-@dataclass
-class _TTSRecord:
-    name:str; text:str|None; speaker:str|None
-    path:str|None=None; data:bytes|None=None; array:np.ndarray|None=None; sr:int|None=None
-
-    def content_hash(self)->str:
-        if self.data is not None: return hashlib.sha256(self.data).hexdigest()
-        if self.array is not None:
-            return hashlib.sha256(np.ascontiguousarray(self.array, np.float32).tobytes() + str(self.sr).encode()).hexdigest()
-        p = Path(self.path or '')
-        return file_sha256(p) if p.is_file() else f'missing:{p}'
-
-def _record(i:int, audio, text, speaker)->_TTSRecord:
-    "Normalise one clip's audio (path, {'bytes','path'} or {'array','sampling_rate'}) into a `_TTSRecord`."
-    text = None if text is None else str(text)
-    speaker = None if speaker is None or str(speaker) == '' else str(speaker)
-    if isinstance(audio, dict):
-        if audio.get('bytes') is not None:
-            return _TTSRecord(Path(audio.get('path') or f'clip{i}.wav').name, text, speaker, path=audio.get('path'), data=audio['bytes'])
-        if audio.get('array') is not None:
-            return _TTSRecord(Path(audio.get('path') or f'clip{i}').name, text, speaker,
-                              array=np.asarray(audio['array'], np.float32), sr=int(audio['sampling_rate']))
-        audio = audio.get('path')
-    return _TTSRecord(Path(str(audio)).name, text, speaker, path=None if audio is None else str(audio))
-
-def _tts_records(source, text_column='text', audio_column='audio', speaker_column='speaker')->list[_TTSRecord]:
-    "Records from a `datasets.Dataset` or a list of clip objects / dicts."
-    import datasets
-    if isinstance(source, datasets.Dataset):
-        for c in (audio_column, text_column):
-            if c not in source.column_names:
-                raise CodecError(f"dataset has no '{c}' column (columns: {source.column_names}); pass "
-                                 f"{'audio' if c == audio_column else 'text'}_column= to name it.")
-        feat = source.features[audio_column]
-        if isinstance(feat, datasets.Audio) and feat.decode: source = source.cast_column(audio_column, datasets.Audio(decode=False))
-        spk = source[speaker_column] if speaker_column in source.column_names else [None] * len(source)
-        return [_record(i, a, t, s) for i, (a, t, s) in enumerate(zip(source[audio_column], source[text_column], spk))]
-    recs = []
-    for i, c in enumerate(source):
-        if isinstance(c, dict):
-            audio = c.get(audio_column, c.get('path'))
-            text = c.get(text_column, c.get('transcript'))
-            recs.append(_record(i, audio, text, c.get(speaker_column)))
-        else:
-            text = getattr(c, 'transcript', None)
-            recs.append(_record(i, getattr(c, 'path'), text if text is not None else getattr(c, 'text', None),
-                                getattr(c, 'speaker', None)))
-    return recs
-
-# %% ../nbs/04_codec.ipynb #6c74ecab
-def _reason(e:Exception)->str:
-    "A short reason for a report: the error class name in words ('AudioNotFound' -> 'audio not found')."
-    return re.sub(r'(?<!^)(?=[A-Z])', ' ', type(e).__name__).lower()
-
-class _Drop(Exception):
-    def __init__(self, reason, msg): super().__init__(msg); self.reason = reason
-
-def _load_record(rec:_TTSRecord, sr:int, max_seconds:float|None)->np.ndarray:
-    "Mono float32 audio of `rec` at `sr` (resampling as needed); raises AudioLmError or _Drop."
-    if rec.array is not None:
-        wav = to_mono(rec.array)
-        if not len(wav): raise AudioEmpty(f"audio '{rec.name}' has zero samples; remove it or record it again.")
-        wav = resample(wav, rec.sr, sr)
-    elif rec.data is not None:
-        with tempfile.TemporaryDirectory() as d:
-            p = Path(d)/rec.name
-            p.write_bytes(rec.data)
-            wav, _ = load_audio(p, sr, auto_resample=True, max_seconds=None)
-    else: wav, _ = load_audio(rec.path, sr, auto_resample=True, max_seconds=None)
-    if max_seconds is not None and len(wav) > max_seconds * sr:
-        raise _Drop('too long', f"{rec.name}: {len(wav)/sr:.1f} s is longer than max_seconds={max_seconds}")
-    return wav
-
-def _tokenizer_hash(tokenizer)->str:
-    bt = getattr(tokenizer, 'backend_tokenizer', None)
-    s = bt.to_str() if bt is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(s.encode()).hexdigest()[:16]
-
-# %% ../nbs/04_codec.ipynb #aa369a66
-ROW_COLUMNS = ('input_ids', 'labels', 'attention_mask')  # the columns a model consumes
-
-def _rows_dataset(rows:list[dict]):
-    "A `datasets.Dataset` of speech rows (int32 id lists)."
-    import datasets
-    seq = datasets.List(datasets.Value('int32'))
-    return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in ROW_COLUMNS},
-                                      features=datasets.Features({c: seq for c in ROW_COLUMNS}))
-
-def _cache_load(entry:Path):
-    "The cached `(dataset, report)` in `entry`, or None when there is none."
-    import datasets
-    if not (entry/'report.json').exists(): return None
-    report = TTSPrepReport(**{**json.loads((entry/'report.json').read_text()), 'cached': True})
-    return (datasets.load_from_disk(str(entry/'dataset')) if report.rows else _rows_dataset([])), report
-
-def _cache_save(entry:Path, ds, report:TTSPrepReport):
-    "Store `ds` and `report` in `entry` atomically; return the dataset memory-mapped from there."
-    import datasets
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    part = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f'.{entry.name}.'))
-    try:
-        if len(ds):  # datasets cannot reload an empty save
-            bars_on = not datasets.utils.are_progress_bars_disabled()
-            if bars_on: datasets.disable_progress_bars()  # keep the output to the one-line report
-            try: ds.save_to_disk(str(part/'dataset'))
-            finally:
-                if bars_on: datasets.enable_progress_bars()
-        (part/'report.json').write_text(json.dumps(asdict(report)))
-        os.replace(part, entry)
-    except OSError:
-        shutil.rmtree(part, ignore_errors=True)
-        if not (entry/'report.json').exists(): raise  # else another run stored the same entry first
-    return _cache_load(entry)[0]
-
-# %% ../nbs/04_codec.ipynb #e98b2591
-def prepare_tts_dataset(source,           # clips (Clip objects or dicts) or a `datasets.Dataset`
-                        codec:SpeechCodec,  # encodes the audio
-                        tokenizer,          # tokenizes the transcripts (must carry the speech tokens: `add_speech_tokens`)
-                        spec:SpeechTokens|None=None, # speech token ids (default: read from `tokenizer`)
-                        labels:str='audio', # label mode of `speech_row`
-                        dedup:bool=True,    # drop repeated frames (`dedup_frames`)
-                        speaker_prefix:bool|None=None, # write "{speaker}: {text}" (None: when there are 2+ speakers)
-                        max_seconds:float|None=30., # drop longer clips
-                        max_tokens:int|None=None,   # drop longer rows
-                        batch_size:int|None=None, # clips per codec call (default `codec.batch_size`)
-                        text_column:str='text', audio_column:str='audio', speaker_column:str='speaker', # Dataset/dict columns
-                        cache:bool=True,    # reuse / store the result under `cache_dir`
-                        cache_dir=None,     # default $AUDIO_LM_HOME/tts
-                        verbose:bool=True,  # print the report's summary
-                       ):                   # (`datasets.Dataset` of input_ids/labels/attention_mask, `TTSPrepReport`)
-    "Encode clips with `codec` into Orpheus-layout training rows, dropping (and counting) clips that fail."
-    import datasets
-    if labels not in LABEL_MODES: raise ValueError(f"labels must be one of {LABEL_MODES}, got {labels!r}.")
-    spec = spec or find_speech_tokens(tokenizer)
-    if spec is None or len(tokenizer) < spec.vocab_size:
-        raise CodecError(f"tokenizer '{_tok_name(tokenizer)}' lacks the speech tokens; call "
-                         "add_speech_tokens(tokenizer, model) before preparing data.")
-    batch_size = batch_size or codec.batch_size
-    recs = _tts_records(source, text_column, audio_column, speaker_column)
-    if speaker_prefix is None: speaker_prefix = len({r.speaker for r in recs if r.speaker}) > 1
-    opts = dict(v=_PREP_VERSION, codec=codec.fingerprint, tok=_tokenizer_hash(tokenizer), spec=asdict(spec), labels=labels,
-                dedup=dedup, prefix=speaker_prefix, max_seconds=max_seconds, max_tokens=max_tokens, batch=batch_size)
-    h = hashlib.sha256(json.dumps(opts, sort_keys=True).encode())
-    for r in recs: h.update(json.dumps([r.content_hash(), r.text, r.speaker]).encode())
-    key = h.hexdigest()[:24]
-    entry = Path(cache_dir or _home()/'tts')/key
-    if cache and (hit := _cache_load(entry)) is not None:
-        if verbose: print(hit[1])
-        return hit
-
-    report, rows, pending = TTSPrepReport(clips=len(recs), key=key), [], []
-    def drop(reason, msg):
-        report.dropped[reason] = report.dropped.get(reason, 0) + 1
-        if len(report.examples) < 5: report.examples.append(msg)
-    def flush():
-        for (r, w), codes in zip(pending, codec.encode([w for _, w in pending], batch_size=batch_size)):
-            n = 0
-            if dedup: codes, n = dedup_frames(codes)
-            row = speech_row(r.text, codes, r.speaker if speaker_prefix else None, tokenizer, spec, labels)
-            if max_tokens is not None and len(row['input_ids']) > max_tokens:
-                drop('too many tokens', f"{r.name}: row of {len(row['input_ids'])} tokens exceeds max_tokens={max_tokens}")
-                continue
-            rows.append(row)
-            report.frames += len(codes[0]); report.dedup_dropped += n; report.audio_seconds += len(w) / codec.sr
-        pending.clear()
-    for r in recs:
-        if not (r.text or '').strip(): drop('empty transcript', f"{r.name}: the transcript is empty"); continue
-        try: pending.append((r, _load_record(r, codec.sr, max_seconds)))
-        except _Drop as e: drop(e.reason, str(e)); continue
-        except AudioLmError as e: drop(_reason(e), f"{r.name}: {e}"); continue
-        if len(pending) == batch_size: flush()
-    flush()
-    report.rows = len(rows)
-    ds = _rows_dataset(rows)
-    if cache: ds = _cache_save(entry, ds, report)
-    if verbose: print(report)
-    return ds, report
-
 # %% ../nbs/04_codec.ipynb #22860549
 def decode_speech(generated_ids,        # ids from `generate` (1-D, or a batch of one), prompt included or not
                   codec:SpeechCodec,    # decodes the codes
@@ -609,52 +405,3 @@ def save_speech(path,                # where to write the WAV
                )->Path:
     "Write a decoded waveform to `path` atomically (`save_audio`)."
     return save_audio(path, wav, sr)
-
-# %% ../nbs/04_codec.ipynb #5a3a9c4a
-def _bench_codes(frames:int, seed:int=0, repeat_p:float=0.1)->list[np.ndarray]:
-    "Random codes where a fraction `repeat_p` of frames repeat the previous level-0 code."
-    rng = np.random.default_rng(seed)
-    l0 = rng.integers(0, CODEBOOK_SIZE, frames)
-    idx = np.where(rng.random(frames) < repeat_p, 0, np.arange(frames)); np.maximum.accumulate(idx, out=idx)
-    return [l0[idx], rng.integers(0, CODEBOOK_SIZE, 2*frames), rng.integers(0, CODEBOOK_SIZE, 4*frames)]
-
-def _best(f, repeats):
-    ts = []
-    for _ in range(repeats): t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    return min(ts)
-
-def bench_interleave(minutes:float=10., # length of speech to interleave
-                     repeats:int=5,     # best of this many runs
-                     seed:int=0)->dict:
-    "Vectorised interleave+dedup vs the recipe's per-frame loops on `minutes` of random codes."
-    frames = int(minutes * 60 * SNAC_24KHZ['sampling_rate'] / 2048)
-    codes = _bench_codes(frames, seed)
-    snac_codes = [torch.from_numpy(l)[None] for l in codes]  # as SNAC returns them: (1, n) tensors
-    vec = lambda c: frames_to_tokens(dedup_frames(c)[0])
-    ref = lambda c: dedup_tokens_reference(frames_to_tokens_reference(c))[0]
-    out = vec(codes).tolist()
-    assert out == ref(codes) == vec(snac_codes).tolist() == ref([t[0] for t in snac_codes]), 'implementations differ'
-    t_vec, t_vec_torch = _best(lambda: vec(codes), repeats), _best(lambda: vec(snac_codes), repeats)
-    t_ref = _best(lambda: ref(codes), repeats)
-    t_ref_torch = _best(lambda: ref([t[0] for t in snac_codes]), max(1, repeats // 2))
-    return dict(minutes=minutes, frames=frames, dropped=dedup_frames(codes)[1],
-                vectorised_s=t_vec, reference_s=t_ref, speedup=t_ref / t_vec,  # numpy codes in both
-                vectorised_torch_s=t_vec_torch, reference_torch_s=t_ref_torch,   # SNAC's torch tensors, as in the recipe
-                speedup_torch=t_ref_torch / t_vec_torch)
-
-def bench_codec_encode(codec:SpeechCodec|None=None, # default: the random-weight 24 kHz codec
-                       seconds:float=4.,  # length of each clip
-                       n_clips:int=8,     # clips encoded per measurement
-                       batch_size:int=8,  # clips per call in the batched run
-                       seed:int=0)->dict:
-    "Codec encode throughput (seconds of audio per second) at batch 1 and at `batch_size`."
-    codec = codec or SpeechCodec.from_config()
-    rng = np.random.default_rng(seed)
-    clips = [(0.1 * rng.standard_normal(int(seconds * codec.sr))).astype(np.float32) for _ in range(n_clips)]
-    sync = torch.cuda.synchronize if codec.device.type == 'cuda' else (lambda: None)
-    codec.encode(clips[:1]); sync()  # warm-up
-    def run(bs): t = time.perf_counter(); codec.encode(clips, batch_size=bs); sync(); return time.perf_counter() - t
-    t1, tb = run(1), run(batch_size)
-    audio = seconds * n_clips
-    return dict(device=str(codec.device), threads=torch.get_num_threads(), audio_s=audio, batch_size=batch_size,
-                batch1_audio_s_per_s=audio / t1, batched_audio_s_per_s=audio / tb, batched_speedup=t1 / tb)

@@ -79,7 +79,7 @@ class ListenCollator:
         self.tok, self.fe, self.audio_tokens, self.audio_token = tokenizer, feature_extractor, audio_tokens, audio_token
         self.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
         if self.audio_token_id is None or self.audio_token_id == tokenizer.unk_token_id:
-            raise CollateError(f"the tokenizer has no {audio_token} token; load the base with audio_lm.models.load_base, "
+            raise CollateError(f"the tokenizer has no {audio_token} token; load the base with audio_lm.models.load_listening, "
                                "which adds it.")
         self.cache = cache if isinstance(cache, AudioCache) else AudioCache(cache or audio_lm_home()/'cache')
         self.auto_resample, self.max_seconds, self.prompt, self.system = auto_resample, max_seconds, prompt, system
@@ -222,7 +222,7 @@ class AudioLmCollator:
         self.audio_token_id = self.tok.convert_tokens_to_ids(self.audio_token)
         if self.audio_token_id is None or self.audio_token_id == self.tok.unk_token_id:
             raise CollateError(f"the processor's tokenizer has no {self.audio_token} token; load the base with "
-                               "audio_lm.models.load_base, whose processor has it.")
+                               "audio_lm.models.load_audio_language, whose processor has it.")
         marks = [self.audio_token, getattr(processor, 'audio_bos_token', '<|audio_bos|>'), getattr(processor, 'audio_eos_token', '<|audio_eos|>')]
         self.audio_ids = [i for i in self.tok.convert_tokens_to_ids(marks) if i is not None and i != self.tok.unk_token_id]
         self.sr = self.fe.sampling_rate

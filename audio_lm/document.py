@@ -11,16 +11,16 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 from .audio import AUDIO_EXTS, AudioLmError, atomic_write
+from .bases import MODALITIES, BASES, BaseNameError, UnknownBase, check_base_name, modality_of
 from .corpus import Clip, SKIP_REASONS, read_folder, _match
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['DLM_VERSION', 'ULID_RE', 'BASE_NAME_RE', 'BASE_MODALITY', 'DIRECTION', 'DEFAULT_BASES', 'TOP_KEYS', 'TRAINING_KEYS',
-           'AUDIO_KEYS', 'SOURCE_KEYS', 'SECTION_TYPES', 'FENCE_RE', 'FENCE_ATTRS', 'EXAMPLE_KINDS', 'TEXT_EXTS',
-           'DocumentError', 'FrontmatterError', 'FenceError', 'SourceError', 'ClipNotFound', 'new_ulid',
-           'base_modality', 'check_base_name', 'AudioSettings', 'Source', 'TrainingConfig', 'Prose', 'Instruction',
-           'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text', 'load_document', 'scaffold', 'init_document',
-           'Example', 'SourceReport', 'Resolved']
+__all__ = ['DLM_VERSION', 'ULID_RE', 'TOP_KEYS', 'TRAINING_KEYS', 'AUDIO_KEYS', 'SOURCE_KEYS', 'SECTION_TYPES', 'FENCE_RE',
+           'FENCE_ATTRS', 'EXAMPLE_KINDS', 'TEXT_EXTS', 'DocumentError', 'FrontmatterError', 'FenceError',
+           'SourceError', 'ClipNotFound', 'new_ulid', 'AudioSettings', 'Source', 'TrainingConfig', 'Prose',
+           'Instruction', 'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text', 'load_document', 'scaffold',
+           'init_document', 'Example', 'SourceReport', 'Resolved']
 
 # %% ../nbs/02_document.ipynb #4bf6d1eb
 class DocumentError(AudioLmError, ValueError):
@@ -63,30 +63,10 @@ def new_ulid(ms:int|None=None,   # milliseconds since the epoch (default: now)
     return ''.join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 # %% ../nbs/02_document.ipynb #9e9222ac
-BASE_NAME_RE = re.compile(r'[a-z0-9][a-z0-9.+_-]*|hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*')
-BASE_MODALITY = {  # base name -> 'audio' | 'listen' | 'speak'
-    'qwen2-audio-7b-instruct': 'audio',
-    'whisper-large-v3+mistral-7b-openorca': 'listen',
-    'whisper-medium+llama-3.1-8b': 'listen',
-    'smollm2-135m': 'listen',
-    'tiny-listener': 'listen',
-    'tiny-qwen2-audio': 'audio',
-    'orpheus-3b': 'speak',
-    'tiny-speaker': 'speak',
-}
-DIRECTION = {'audio': 'audio->text', 'listen': 'audio->text', 'speak': 'text->audio'}
-DEFAULT_BASES = {'audio': 'qwen2-audio-7b-instruct', 'listen': 'tiny-listener', 'speak': 'tiny-speaker'}
-
-def base_modality(name:str)->str|None:
-    "'audio', 'listen' or 'speak' for a known base, None for one this table does not know."
-    return BASE_MODALITY.get(name)
-
-def check_base_name(name, what:str='base_model')->str:
-    "`name` if it is a registry-style name or `hf:org/name`, else a `DocumentError` naming `what`."
-    if not isinstance(name, str) or not BASE_NAME_RE.fullmatch(name):
-        raise DocumentError(f"{what} {_show(name)} is not a registry name (lowercase letters, digits and .+_-, "
-                            f"e.g. {DEFAULT_BASES['audio']}) or a Hub repository written hf:org/name.")
-    return name
+def _base_name(name, what:str='base_model')->str:
+    "`check_base_name`, reporting a malformed name as a `DocumentError`."
+    try: return check_base_name(name, what)
+    except BaseNameError as e: raise DocumentError(str(e)) from None
 
 # %% ../nbs/02_document.ipynb #5cc9a042
 @dataclass
@@ -250,7 +230,7 @@ def _validate_frontmatter(v:_V, meta)->dict:
     if ver > DLM_VERSION:
         v.fail(('dlm_version',), f"dlm_version {ver} is newer than this parser's version {DLM_VERSION}; "
                                  "upgrade audio_lm (pip install -U audio_lm) to read it.")
-    try: base = check_base_name(meta['base_model'])
+    try: base = _base_name(meta['base_model'])
     except DocumentError as e: v.fail(('base_model',), str(e))
     sp = meta.get('system_prompt')
     if sp is not None and not isinstance(sp, str): v.fail(('system_prompt',), f"system_prompt must be a string, not {_show(sp)}.")
@@ -440,7 +420,7 @@ class Document:
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
     @property
-    def modality(self)->str|None: return base_modality(self.base_model)
+    def modality(self)->str|None: return modality_of(self.base_model)
 
 def _where(path)->str: return '<string>' if path is None else str(path)
 
@@ -566,61 +546,26 @@ def dumps(self)->str:
     return f"---\n{head}---\n" + (f"\n{body}\n" if body else '')
 
 # %% ../nbs/02_document.ipynb #00c828e0
-_SCAFFOLD_BODY = {
-'audio': '''# Your document title
-
-Prose here trains as plain text.
-
-::audio path="clips/your-clip.wav" transcript="Replace this with the words spoken in the clip."::
-
-::instruction::
-### Q
-What did the speaker say?
-
-### A
-Replace this with the words spoken in the clip.
-''',
-'listen': '''# Your document title
-
-A listening model (an audio encoder, a projector and a text LLM) learns to write what it hears.
-Each ::audio:: fence alone is a transcription example; an ::instruction:: right after audio fences
-asks a question about those clips.
-
-::audio path="clips/your-clip.wav" transcript="Replace this with the words spoken in the clip."::
-
-::instruction::
-### Q
-What did the speaker say?
-
-### A
-Replace this with the words spoken in the clip.
-''',
-'speak': '''# Your document title
-
-A speaking model learns to say each transcript in the voice of its clip. Give clips of several
-voices a speaker="..." attribute to train a multi-speaker voice.
-
-::audio path="clips/your-clip.wav" transcript="Replace this with the words spoken in the clip." speaker="narrator"::
-'''}
-
 _SOURCES_HINT = '''# training:
 #   sources:                       # folders of clips, each with a <stem>.txt transcript
 #     - path: ./corpus
 #       include: ["**/*.wav", "**/*.flac"]
 '''
 
-def scaffold(kind:str='audio',        # 'audio' (Qwen2-Audio style), 'listen' or 'speak'
-             base:str|None=None,      # base model (default: `DEFAULT_BASES[kind]`)
+def scaffold(kind:str='audio-language', # a modality: 'audio-language' (Qwen2-Audio style), 'listen' or 'speak'
+             base:str|None=None,      # base model (default: the modality's default base)
              dlm_id:str|None=None,    # default: a new ULID
             )->str:
-    "The text of a new, valid `.dlm` document for recipe `kind`."
-    if kind not in _SCAFFOLD_BODY: raise DocumentError(f"unknown scaffold kind {kind!r}; use audio, listen or speak.")
-    base = check_base_name(base, '--base') if base is not None else DEFAULT_BASES[kind]
+    "The text of a new, valid `.dlm` document for modality `kind`."
+    if kind not in MODALITIES: raise DocumentError(f"unknown scaffold kind {kind!r}; use one of {', '.join(MODALITIES)}.")
+    if base is not None and _base_name(base, '--base') and modality_of(base) is None:
+        raise UnknownBase(f"unknown base '{base}' (--base); choose one of: {', '.join(BASES)}, or a Hub repository hf:org/name.")
+    base = base or MODALITIES[kind].default_base
     head = yaml.dump({'dlm_id': dlm_id or new_ulid(), 'dlm_version': DLM_VERSION, 'base_model': base}, Dumper=_Dumper, sort_keys=False)
-    return f"---\n{head}{_SOURCES_HINT}---\n\n{_SCAFFOLD_BODY[kind]}"
+    return f"---\n{head}{_SOURCES_HINT}---\n\n{MODALITIES[kind].scaffold}"
 
 def init_document(path,               # the `.dlm` file to write
-                  kind:str='audio',   # 'audio', 'listen' or 'speak'
+                  kind:str='audio-language', # a modality: 'audio-language', 'listen' or 'speak'
                   base:str|None=None, # base model (default by kind)
                   force:bool=False,   # overwrite an existing file
                   dlm_id:str|None=None,

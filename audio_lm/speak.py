@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_speak.ipynb #35da28ae
 from __future__ import annotations
-import json, os, re
+import json, os, re, shutil
 from collections import Counter
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -15,14 +15,17 @@ from .audio import AudioLmError, AudioCache, load_audio, atomic_write
 from .codec import (SpeechCodec, SpeechTokens, CodecWeightsMissing, SNAC_24KHZ, FRAME_TOKENS, CODEBOOK_SIZE,
                             LLAMA3_LENGTH, find_speech_tokens, dedup_frames, speech_row, decode_speech, save_speech,
                             default_device)
-from .models import Base, get_base, load_base, audio_lm_home, quiet_transformers, BASES
+from .bases import BASES, get_base, hub_offline
+from .models import Base, load_speaking, audio_lm_home, quiet_transformers, weights_at
 from .train import Recipe, collate_rows
+from .store import canonical_json
+from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
 
 # %% auto #0
-__all__ = ['OFFLINE_CODEC', 'SPEECH_INFO', 'SpeakError', 'NoTrainedVersion', 'NotASpeaker', 'CodecMismatch', 'UnknownSpeaker',
-           'speech_codec_for', 'codec_record', 'codec_from_record', 'speech_spec_for', 'SpeechRowsReport',
-           'speech_rows', 'save_speaker', 'speak_recipe', 'speech_prompt', 'SpeechLogitsProcessor', 'generate_speech',
-           'speak', 'read_speech_info', 'load_speaker', 'pick_speaker', 'speaking_version', 'add_commands']
+__all__ = ['OFFLINE_CODEC', 'SPEECH_INFO', 'SPEAK', 'SpeakError', 'NoTrainedVersion', 'NotASpeaker', 'CodecMismatch',
+           'UnknownSpeaker', 'speech_codec_for', 'codec_record', 'codec_from_record', 'speech_spec_for',
+           'SpeechRowsReport', 'speech_rows', 'save_speaker', 'speak_recipe', 'speech_prompt', 'SpeechLogitsProcessor',
+           'generate_speech', 'speak', 'read_speech_info', 'load_speaker', 'pick_speaker', 'say', 'export_speaking']
 
 # %% ../nbs/08a_speak.ipynb #219bfe9d
 class SpeakError(AudioLmError, ValueError):
@@ -44,14 +47,12 @@ class UnknownSpeaker(SpeakError, KeyError):
 # %% ../nbs/08a_speak.ipynb #abf1f906
 OFFLINE_CODEC = dict(seed=0, encoder_dim=16, decoder_dim=64)  # the random stand-in for SNAC 24 kHz (offline bases)
 
-def _hf_offline()->bool: return os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
-
 def speech_codec_for(base, # a loaded `Base`, a `BaseSpec` or a registry name
                      device=None)->SpeechCodec:
     "The codec a speaking base writes: its registry codec when the weights are here, else (offline bases) `OFFLINE_CODEC`."
     spec = base.spec if isinstance(base, Base) else get_base(base)
     repo = spec.codec or 'hubertsiuzdak/snac_24khz'
-    try: return SpeechCodec.from_pretrained(repo, device=device, local_files_only=spec.offline or _hf_offline())
+    try: return SpeechCodec.from_pretrained(repo, device=device, local_files_only=spec.offline or hub_offline())
     except CodecWeightsMissing:
         if not spec.offline: raise
     cfg = {k: v for k, v in OFFLINE_CODEC.items() if k != 'seed'}
@@ -68,7 +69,7 @@ def codec_from_record(rec:dict, # a `codec_record`
                       device=None, where:str='this version')->SpeechCodec:
     "Rebuild the codec of `rec` and check that its fingerprint is the recorded one."
     if rec['source'] == 'config': codec = SpeechCodec.from_config(rec['config'], seed=rec['seed'], device=device)
-    else: codec = SpeechCodec.from_pretrained(rec['id'], device=device, local_files_only=_hf_offline())
+    else: codec = SpeechCodec.from_pretrained(rec['id'], device=device, local_files_only=hub_offline())
     if codec.fingerprint != rec['fingerprint']:
         raise CodecMismatch(f"{where} was trained with codec {rec['id']} (fingerprint {rec['fingerprint']}), but that codec "
                             f"builds here with fingerprint {codec.fingerprint}, so its speech tokens would decode to noise; "
@@ -234,7 +235,7 @@ def save_speaker(model,                # the trained PeftModel
     atomic_write(folder/SPEECH_INFO, lambda p: Path(p).write_text(json.dumps(info, indent=1)))
     return folder
 
-def speak_recipe(base:Base,        # a loaded speaking base (`load_base`)
+def speak_recipe(base:Base,        # a loaded speaking base (`load_speaking`)
                  doc=None,         # the `Document` (its `training:` settings), or None for defaults
                  cache=None,       # `AudioCache` folder for the codes (default $AUDIO_LM_HOME/cache)
                  codec:SpeechCodec|None=None, # default `speech_codec_for(base)`
@@ -333,7 +334,7 @@ def speak(model, tokenizer, text:str,  # as for `generate_speech`
     spec = spec or find_speech_tokens(tokenizer)
     ids = generate_speech(model, tokenizer, text, spec, speaker, max_new_tokens, do_sample, temperature, top_p,
                           repetition_penalty, seed, constrain)
-    codec = codec or SpeechCodec.from_pretrained(local_files_only=_hf_offline())
+    codec = codec or SpeechCodec.from_pretrained(local_files_only=hub_offline())
     return decode_speech(ids, codec, spec, out=out)
 
 # %% ../nbs/08a_speak.ipynb #82922157
@@ -353,7 +354,7 @@ def load_speaker(version_folder,  # an adapter version folder written by `speak_
     from peft import PeftModel
     info = read_speech_info(version_folder)
     device = torch.device(device) if device else default_device()
-    base = base if isinstance(base, Base) else load_base(base or info['base'], device=device)
+    base = base if isinstance(base, Base) else load_speaking(base or info['base'], device=device)
     spec = speech_spec_for(base)
     if spec != SpeechTokens(**info['speech_tokens']):
         raise SpeakError(f"{version_folder} was trained with speech tokens from {info['speech_tokens']['audio_tokens_start']} "
@@ -375,40 +376,65 @@ def pick_speaker(info:dict, speaker:str|None, what:str='this model')->str|None:
         raise UnknownSpeaker(f"{what} was not trained on speaker {speaker!r}; its speakers are: {', '.join(known)}.")
     return speaker
 
-def speaking_version(path)->Path:
-    "The current adapter version of the speaking document `path` (errors for other bases and untrained documents)."
-    from audio_lm.document import load_document
-    from audio_lm.store import Store
-    doc = load_document(path)
-    reg = BASES.get(doc.base_model)
-    modality = reg.modality if reg else doc.modality
-    if modality != 'speak':
-        raise NotASpeaker(f"{path} trains base '{doc.base_model}', which does not speak ({modality or 'unknown'} base); "
-                          f"use `audio-lm prompt {path}` to query it.")
-    folder = Store.for_document(doc).current_path()
-    if folder is None: raise NoTrainedVersion(f"no trained version of {path} yet; run audio-lm train {path} first.")
-    return folder
-
-def _cmd_speak(args)->int:
-    folder = speaking_version(args.path)
+# %% ../nbs/08a_speak.ipynb #d1551fd0
+def say(folder,                    # a version folder written by the speaking recipe
+        text:str,
+        speaker:str|None=None,     # a trained speaker (default: the most frequent one)
+        max_new_tokens:int=1200,   # most speech tokens (7 per codec frame, ~82 a second)
+        seed:int|None=None,        # sampling seed
+        what:str|None=None,        # how messages name the version
+       )->tuple:                   # (waveform, sample rate, speaker used)
+    "Speak `text` with the trained speaking version in `folder`."
     info = read_speech_info(folder)
-    speaker = pick_speaker(info, args.speaker, f"{args.path} ({folder.name})")
-    if args.max_new_tokens < FRAME_TOKENS:
-        raise SpeakError(f"--max-new-tokens {args.max_new_tokens} is less than one speech frame; use at least {FRAME_TOKENS}.")
+    speaker = pick_speaker(info, speaker, what or str(folder))
+    if max_new_tokens < FRAME_TOKENS:
+        raise SpeakError(f"--max-new-tokens {max_new_tokens} is less than one speech frame; use at least {FRAME_TOKENS}.")
     model, tok, codec, spec = load_speaker(folder)
-    wav = speak(model, tok, args.text, codec, spec, speaker=speaker, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    save_speech(args.out, wav, codec.sr)
-    print(f"wrote {args.out}: {len(wav)/codec.sr:.2f} s at {codec.sr} Hz ({folder.name}"
-          + (f", speaker {speaker}" if speaker else '') + ")")
-    return 0
+    return speak(model, tok, text, codec, spec, speaker=speaker, max_new_tokens=max_new_tokens, seed=seed), codec.sr, speaker
 
-def add_commands(sub):
-    "The `speak` command."
-    p = sub.add_parser('speak', help="say a text with the document's current speaking adapter and write a WAV")
-    p.add_argument('path', metavar='PATH', help='the .dlm document (base_model: a speaking base)')
-    p.add_argument('text', help='what to say')
-    p.add_argument('--out', required=True, help='the WAV file to write (24 kHz)')
-    p.add_argument('--speaker', help='voice name, for models trained on several speakers')
-    p.add_argument('--max-new-tokens', type=int, default=1200, help='most speech tokens to generate (82 a second; default 1200)')
-    p.add_argument('--seed', type=int, help='sampling seed, for a repeatable result')
-    p.set_defaults(func=_cmd_speak)
+# %% ../nbs/08a_speak.ipynb #d52529d5
+def export_speaking(src:Path, spec, d:Path, merged:bool=False)->dict:
+    "Write the speaking export of the version folder `src` into `d`."
+    from transformers import AutoTokenizer, AutoModelForCausalLM
+    from audio_lm.codec import add_speech_tokens
+    ref, info = weights_at(spec), read_record(src, 'speech_tokens.json')
+    tok = load_weights(spec, lambda: AutoTokenizer.from_pretrained(io_source(src, 'tokenizer', ('tokenizer_config.json',)) or ref))
+    st = asdict(add_speech_tokens(tok))
+    rec = info.get('speech_tokens', info)
+    diff = [k for k in st if k in rec and rec[k] != st[k]]
+    if diff:
+        raise ExportError(f"{src/'speech_tokens.json'} says {diff[0]} is {rec[diff[0]]} but the tokenizer of base "
+                          f"'{spec.name}' has it at {st[diff[0]]}; export with the base the version was trained on.")
+    codec = info.get('codec') or spec.codec          # the speaking recipe records the codec as a dict (id, source, fingerprint)
+    codec_id = codec.get('id') if isinstance(codec, dict) else codec
+    if merged:
+        from peft import PeftModel
+        model = load_weights(spec, lambda: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(ref, dtype='auto'), src).merge_and_unload())
+        save_all(model, tok, to=d)
+        layout = {'model': '.', 'tokenizer': '.'}
+    else:
+        copy_adapter(src, d/'adapter')
+        save_all(tok, to=d/'tokenizer')
+        layout = {'adapter': 'adapter', 'tokenizer': 'tokenizer'}
+    if info: shutil.copyfile(src/'speech_tokens.json', d/'speech_tokens.json')   # the recipe's record, as it is
+    else: (d/'speech_tokens.json').write_text(canonical_json({'speech_tokens': st, 'codec': codec_id}))
+    return {'codec': codec_id, **({'codec_record': codec} if isinstance(codec, dict) else {}), 'speech_tokens': st,
+            'layout': {**layout, 'speech_tokens': 'speech_tokens.json'}}
+
+# %% ../nbs/08a_speak.ipynb #2a8d9ecb
+SPEAK = Modality('speak', 'a speaking base', load=load_speaking, recipe=speak_recipe, hears=False, answer=None,
+                 says=say, export=export_speaking, export_name='speaking-snapshot',
+                 readme_load={False: '''from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+
+base = "{base}"
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), "./adapter")
+tokenizer = AutoTokenizer.from_pretrained("./tokenizer")   # carries the speech tokens of speech_tokens.json''', True: '''from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained(".")
+tokenizer = AutoTokenizer.from_pretrained(".")   # carries the speech tokens of speech_tokens.json'''}.get,
+                 readme_use='''A prompt is `[start_of_human] + text ids + [end_of_text, end_of_human, start_of_ai, start_of_speech]` (ids in
+`speech_tokens.json`); `generate` continues with 7 audio tokens per frame until `end_of_speech`. Subtract
+`audio_tokens_start + k*4096` from the k-th token of each frame to get the codes of SNAC's three levels
+(`audio_lm.codec.tokens_to_codes` does it) and decode them with {codec_line} ({sample_rate} Hz) — or call
+`audio_lm.codec.decode_speech`.''')

@@ -12,8 +12,9 @@ from pathlib import Path
 from fastcore.basics import patch_to
 from .audio import AudioLmError, atomic_write, file_sha256
 from .audio import audio_lm_home
-from .document import (Document, DocumentError, Resolved, load_document, init_document, SECTION_TYPES, EXAMPLE_KINDS,
-                               DIRECTION, DEFAULT_BASES)
+from audio_lm.document import (Document, DocumentError, Resolved, load_document, init_document, SECTION_TYPES, EXAMPLE_KINDS,
+)
+from .bases import MODALITIES, DEFAULT_MODALITY, direction_of
 
 # %% auto #0
 __all__ = ['MANIFEST_FORMAT', 'SHA_RE', 'VERSION_RE', 'REJECTED_RE', 'StoreError', 'canonical_json', 'Store', 'BlobCorrupt',
@@ -405,7 +406,7 @@ def show_info(path, # a `.dlm` file
     for s in doc.sections: sections[s.kind] += 1
     counts = res.counts()
     return {'path': str(path), 'dlm_id': doc.dlm_id, 'dlm_version': doc.dlm_version, 'base_model': doc.base_model,
-            'modality': doc.modality, 'direction': DIRECTION.get(doc.modality),
+            'modality': doc.modality, 'direction': direction_of(doc.base_model),
             'sections': sections, 'examples': {k: counts.get(k, 0) for k in EXAMPLE_KINDS},
             'clips': len(res.clips), 'clips_missing': res.missing, 'total_duration_s': round(res.duration, 3),
             'source_directives': [r.to_dict() for r in res.sources],
@@ -438,7 +439,7 @@ def add_break_lock_arg(p):
                    help="remove the store's lock before taking it (only when the process that holds it is gone)")
 
 def _cmd_init(args)->int:
-    kind = 'listen' if args.listen else 'speak' if args.speak else 'audio'
+    kind = next((m.name for m in MODALITIES.values() if getattr(args, m.flag)), DEFAULT_MODALITY)
     doc = init_document(args.path, kind, args.base, args.force)
     print(f"wrote {args.path}: dlm_id {doc.dlm_id}, base {doc.base_model} ({kind})")
     return 0
@@ -461,9 +462,8 @@ def add_commands(sub):
     p = sub.add_parser('init', help='write a new .dlm document')
     p.add_argument('path', metavar='PATH', help='the .dlm file to write')
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--audio', action='store_true', help=f"audio-language recipe (default; base {DEFAULT_BASES['audio']})")
-    g.add_argument('--listen', action='store_true', help=f"listening recipe: encoder + projector + LLM (base {DEFAULT_BASES['listen']})")
-    g.add_argument('--speak', action='store_true', help=f"speaking recipe: codec tokens (base {DEFAULT_BASES['speak']})")
+    for m in MODALITIES.values():
+        g.add_argument(f'--{m.flag}', action='store_true', help=f"{m.summary} (base {m.default_base})" + (' [default]' if m.name == DEFAULT_MODALITY else ''))
     p.add_argument('--base', metavar='NAME', help='base model: a registry name or hf:org/name')
     p.add_argument('--force', action='store_true', help='overwrite an existing file')
     p.set_defaults(func=_cmd_init)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #7af66001
 from __future__ import annotations
-import json, math, os, random, shutil, sys, tempfile, time
+import contextlib, json, math, os, random, shutil, sys, tempfile, time
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -15,11 +15,9 @@ from tqdm.auto import tqdm
 from .audio import AudioLmError, atomic_write
 
 # %% auto #0
-__all__ = ['RECIPES', 'TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe',
-           'trainable_state', 'load_trainable_state', 'save_checkpoint', 'load_checkpoint', 'normalize_text',
-           'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss', 'fit', 'split_examples', 'listen_example',
-           'listen_recipe', 'recipe_for', 'NonFiniteWeights', 'commit_trained', 'plot_run', 'format_summary',
-           'RunExists', 'train_document', 'add_commands']
+__all__ = ['TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe', 'trainable_state',
+           'load_trainable_state', 'save_checkpoint', 'load_checkpoint', 'normalize_text', 'error_rates', 'evaluate',
+           'TrainResult', 'NonFiniteLoss', 'train_step', 'fit', 'plot_run']
 
 # %% ../nbs/07_train.ipynb #2861755f
 @dataclass
@@ -241,6 +239,28 @@ def _count_tokens(batch)->int:
     lab = batch.get('labels')
     return int((lab != -100).sum()) if torch.is_tensor(lab) else 0
 
+# %% ../nbs/07_train.ipynb #889bb5d6
+def train_step(model,                 # the (accelerate-prepared) model: forward(**batch) returns `.loss`
+               micro_batches:list,    # the collated micro-batches of this step, on the device
+               optimizer, params,     # the optimizer and the parameters it updates
+               cfg:TrainConfig, accelerator,
+               step:int,              # 0-based optimizer step (sets the learning rate)
+               forward_kwargs:dict|None=None,
+              )->tuple[float, float]: # (mean loss over the micro-batches, gradient norm before clipping)
+    "One optimizer step: forward → loss / accumulation → backward per micro-batch, then clip → step → zero_grad."
+    for g in optimizer.param_groups: g['lr'] = get_lr(step, cfg)
+    n, loss_acc = len(micro_batches), 0.0
+    for i, batch in enumerate(micro_batches):
+        with accelerator.no_sync(model) if i < n - 1 else contextlib.nullcontext(), accelerator.autocast():
+            loss = model(**batch, **(forward_kwargs or {})).loss
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {float(loss.detach())} at step {step}; lower training.learning_rate or check the data.")
+            accelerator.backward(loss / n)
+        loss_acc += float(loss.detach()) / n
+    gnorm = float(accelerator.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip else 0.0
+    optimizer.step(); optimizer.zero_grad(set_to_none=True)
+    return loss_acc, gnorm
+
 # %% ../nbs/07_train.ipynb #9eb6385e
 def fit(recipe:Recipe,          # model, collator, lengths (and transcription for WER)
         train_examples,         # a list (or sequence) of examples
@@ -288,23 +308,15 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
     done = lambda: step >= cfg.max_steps or (cfg.num_epochs is not None and epoch >= cfg.num_epochs)
     while not done():
-        for g in opt.param_groups: g['lr'] = get_lr(step, cfg)
-        loss_acc, ntok = 0.0, 0
-        for micro in range(cfg.grad_accum):
+        micro, ntok = [], 0
+        for _ in range(cfg.grad_accum):
             gb = batches[bidx]; bidx += 1
             if bidx >= len(batches):  # roll over eagerly: (epoch, bidx) always names the next batch
                 epoch += 1; bidx = 0; batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
             mine = gb[rank*cfg.micro_batch_size:(rank+1)*cfg.micro_batch_size] or gb[:1]
-            batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in recipe.collate([train_examples[i] for i in mine]).items()}
-            ntok += _count_tokens(batch)
-            ctx = acc.no_sync(model) if micro < cfg.grad_accum - 1 else _nullctx()
-            with ctx, acc.autocast():
-                loss = model(**batch, **recipe.forward_kwargs).loss
-                if not torch.isfinite(loss): raise NonFiniteLoss(f"loss became {float(loss.detach())} at step {step}; lower training.learning_rate or check the data.")
-                acc.backward(loss / cfg.grad_accum)
-            loss_acc += float(loss.detach()) / cfg.grad_accum
-        gnorm = float(acc.clip_grad_norm_(params, cfg.grad_clip)) if cfg.grad_clip else 0.0
-        opt.step(); opt.zero_grad(set_to_none=True)
+            micro.append({k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in recipe.collate([train_examples[i] for i in mine]).items()})
+            ntok += _count_tokens(micro[-1])
+        loss_acc, gnorm = train_step(model, micro, opt, params, cfg, acc, step, recipe.forward_kwargs)
         step += 1; tokens += ntok
         rec = {'step': step, 'epoch': epoch, 'loss': round(loss_acc, 6), 'lr': get_lr(step-1, cfg), 'grad_norm': round(gnorm, 4),
                'tokens': ntok, 'time': round(time.time() - t0, 3)}
@@ -324,110 +336,6 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     tl = float(np.mean([h['loss'] for h in history[-10:]])) if history else float('nan')
     return TrainResult(step, tl, history, evals, str(run_dir), time.time() - t0, tokens, resumed, world, len(train_examples), len(eval_examples))
 
-class _nullctx:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
-
-# %% ../nbs/07_train.ipynb #bfee7e64
-import csv as _csv
-from .document import load_document
-from .store import Store, ingest, commit_version, reject_version
-from .models import load_base, check_weights
-from .collate import ListenCollator, ListenExample
-from .generate import transcribe
-
-# %% ../nbs/07_train.ipynb #fd34252d
-def _split_marks(paths)->dict:
-    "path -> split, from `metadata.csv` files (columns `file`, `split`) beside the clips."
-    marks, seen = {}, set()
-    for p in paths:
-        d = Path(p).parent
-        if d in seen: continue
-        seen.add(d)
-        f = d/'metadata.csv'
-        if f.exists():
-            with open(f, newline='', encoding='utf-8') as fh:
-                for row in _csv.DictReader(fh):
-                    if row.get('file') and row.get('split'): marks[str(d/row['file'])] = row['split']
-    return marks
-
-def split_examples(examples,              # document `Example`s
-                   eval_fraction:float=0.1, seed:int=0,
-                  )->tuple[list, list]:   # (train, held out)
-    "Hold out examples whose clips are marked `split=test` in a `metadata.csv`, else a seeded fraction."
-    marks = _split_marks(c.path for e in examples for c in e.clips)
-    if any(v == 'test' for v in marks.values()):
-        test = lambda e: bool(e.clips) and all(marks.get(str(c.path)) == 'test' for c in e.clips)
-        return [e for e in examples if not test(e)], [e for e in examples if test(e)]
-    import hashlib
-    key = lambda e: hashlib.sha256(f'{seed}|{e.kind}|{e.target}|{[c.path for c in e.clips]}'.encode()).digest()[0] / 256
-    held = [e for e in examples if e.clips and key(e) < eval_fraction]
-    return [e for e in examples if e not in held], held
-
-# %% ../nbs/07_train.ipynb #b51545e9
-def listen_example(e)->ListenExample:
-    "A document `Example` as a listening example (clips → answer)."
-    return ListenExample([c.path for c in e.clips], e.prompt or 'Transcribe the audio.', e.target)
-
-def _ctc_texts(e)->list:
-    "Per clip of example `e`: its transcript when `e` is a plain one-clip transcription, else None."
-    if isinstance(e, ListenExample):
-        return [e.answer if len(e.audios) == 1 and e.prompt == 'Transcribe the audio.' else None] * len(e.audios)
-    return [e.target if e.kind == 'transcription' and len(e.clips) == 1 else None] * len(e.clips)
-
-def listen_recipe(base, doc=None, cache=None,
-                  policy:str|None=None,   # what trains (default: projector, + LoRA when the document asks)
-                  ctc:float|None=None,    # auxiliary CTC weight (default: 0.5 with policy 'all', else none)
-                 )->Recipe:
-    "The listening recipe for a loaded listening `base`."
-    t = doc.training if doc is not None else None
-    model = base.model
-    policy = policy or ('projector+lora' if t is not None and t.adapter in ('lora', 'qlora') else 'projector')
-    lora = dict(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout) if t is not None else {}
-    if t is not None and t.target_modules not in (None, 'auto'): lora['targets'] = t.target_modules
-    model.set_policy(policy, **lora)
-    ctc = (0.5 if policy == 'all' else 0.0) if ctc is None else ctc
-    if ctc: model.add_ctc(ctc)
-    coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
-                                    system=doc.system_prompt if doc is not None else None)
-    as_listen = lambda e: e if isinstance(e, ListenExample) else listen_example(e)
-    def collate(exs):
-        b = coll([as_listen(e) for e in exs])
-        if model.ctc_head is not None and model.ctc_weight: b['ctc_text'] = [t for e in exs for t in _ctc_texts(e)]
-        return b
-    # prose has no audio and no question: a listening model does not train on it (audio-language bases do)
-    prepare = lambda exs: [e for e in exs if isinstance(e, ListenExample) or getattr(e, 'kind', None) != 'prose']
-    return Recipe('listen', model, prepare=prepare, collate=collate, length=lambda e: coll.length(as_listen(e)),
-                  transcribe=lambda m, exs: transcribe(m, [as_listen(e) for e in exs], collator=coll),
-                  reference=lambda e: as_listen(e).answer, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
-
-RECIPES = {  # base modality -> 'module:builder'; a builder takes (base, doc=None, cache=None) and returns a Recipe
-    'listen': 'audio_lm.train:listen_recipe',
-    'speak': 'audio_lm.speak:speak_recipe',
-    'audio-language': 'audio_lm.audio_language:audio_language_recipe'}
-
-def recipe_for(base, doc=None, cache=None, **kwargs)->Recipe:
-    "The recipe for `base`'s modality (builders are imported when needed: later chapters define theirs)."
-    import importlib
-    m = base.spec.modality
-    if m not in RECIPES: raise AudioLmError(f"base '{base.spec.name}' has modality '{m}', which has no training recipe.")
-    mod, fn = RECIPES[m].split(':')
-    return getattr(importlib.import_module(mod), fn)(base, doc, cache, **kwargs)
-
-# %% ../nbs/07_train.ipynb #dc62c8e9
-class NonFiniteWeights(AudioLmError, FloatingPointError):
-    "Training produced NaN or infinite weights; the version was kept aside."
-
-def commit_trained(store, recipe:Recipe, meta:dict)->str:
-    "Commit `recipe.model`'s adapter as the next version, or keep it aside as rejected if weights are non-finite."
-    bad = check_weights(recipe.model)
-    write = lambda d: recipe.save(recipe.model, d)
-    if bad:
-        name = reject_version(store, write, reason=f"non-finite weights in {bad[0]}", meta=meta)
-        raise NonFiniteWeights(f"training produced non-finite weights (first: {bad[0]}); the adapter was kept aside as "
-                               f"{name} and the current version is unchanged. Lower training.learning_rate and train again.")
-    return commit_version(store, write, meta=meta)
-
 # %% ../nbs/07_train.ipynb #0ba4667b
 def plot_run(history, evals, path=None):
     "Loss (and WER when there is one) against steps; saved as a PNG when `path` is given."
@@ -446,105 +354,3 @@ def plot_run(history, evals, path=None):
     if path is not None:
         atomic_write(path, lambda p: fig.savefig(p, dpi=80, format='png')); plt.close(fig)
     return fig
-
-def format_summary(s:dict)->str:
-    "A one-screen summary of a `train_document` run."
-    ev = s.get('eval') or {}
-    lines = [f"trained {s['document']} ({s['base']}, {s['recipe']} recipe)",
-             f"  examples   {s['train_examples']} train, {s['eval_examples']} held out",
-             f"  steps      {s['steps']} in {s['seconds']:.1f} s" + (f" (resumed at step {s['resumed_from']})" if s.get('resumed_from') else ''),
-             f"  loss       {s['first_loss']:.3f} -> {s['train_loss']:.3f}" + (f"   held-out loss {ev['eval_loss']:.3f}" if 'eval_loss' in ev else '')]
-    if 'wer' in ev: lines.append(f"  held out   WER {100*ev['wer']:.1f}%  CER {100*ev['cer']:.1f}%")
-    for smp in ev.get('samples', [])[:2]: lines.append(f"    ref: {smp['ref']!r}\n    hyp: {smp['hyp']!r}")
-    lines += [f"  version    {s['version']} -> {s['version_path']}", f"  logs       {s['metrics']}", f"             {s['plot']}"]
-    return '\n'.join(lines)
-
-# %% ../nbs/07_train.ipynb #b3f16b1d
-class RunExists(AudioLmError):
-    "An interrupted run exists and the user did not say whether to resume it."
-
-def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->TrainConfig:
-    t = doc.training
-    cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate,
-                      min_lr=t.learning_rate / 10, seed=t.seed if seed is None else seed, num_epochs=t.num_epochs)
-    steps = max_steps or t.max_steps
-    if steps: cfg.num_epochs = None
-    else: steps = max(1, math.ceil(n_train / cfg.micro_batch_size / cfg.grad_accum) * (t.num_epochs or 1))
-    cfg.max_steps = steps
-    cfg.warmup_steps = min(cfg.warmup_steps, max(0, steps // 10))
-    cfg.eval_every = cfg.ckpt_every = max(10, steps // 4)
-    for k, v in overrides.items():
-        if v is not None: setattr(cfg, k, v)
-    return cfg
-
-def train_document(path,                      # a `.dlm` document
-                   max_steps:int|None=None,   # override training.max_steps
-                   resume:bool=False,         # continue an interrupted run
-                   fresh:bool=False,          # discard an interrupted run and start over
-                   seed:int|None=None,        # override training.seed
-                   break_lock:bool=False,     # take over a stale writer lock
-                   progress:bool=True,
-                   policy:str|None=None,      # listening bases: what trains ('all' for a base learned from scratch)
-                   **overrides,               # TrainConfig fields (eval_every, ckpt_every, ...)
-                  )->dict:                    # the run's summary
-    "Train the document's base on its examples and commit the adapter as the next version in its store."
-    doc = load_document(path); resolved = doc.resolve()
-    store = Store.for_document(doc)
-    run_dir = store.root/'run'
-    has_ckpt = (run_dir/'checkpoint').exists() or (run_dir/'.checkpoint.old').exists()
-    if resume and not has_ckpt: raise RunExists(f"there is no interrupted run of {path} to resume; run audio-lm train without --resume.")
-    if has_ckpt and not (resume or fresh):
-        st = json.loads((run_dir/'checkpoint'/'state.json').read_text()) if (run_dir/'checkpoint'/'state.json').exists() else {}
-        raise RunExists(f"an interrupted run of {path} stopped at step {st.get('step', '?')} ({run_dir}); "
-                        "pass --resume to continue it or --fresh to start over.")
-    with store.lock('train', break_lock=break_lock):
-        if fresh and run_dir.exists(): shutil.rmtree(run_dir)
-        rep = ingest(doc, store, resolved)
-        blob = {c.path: str(store.blob(c.sha256, verify=False)) for c in rep.clips if c.sha256}
-        examples = rep.examples
-        train_ex, eval_ex = split_examples(examples, seed=doc.training.seed)
-        for e in train_ex + eval_ex:
-            for c in e.clips: c.path = blob.get(c.path, c.path)
-        base = load_base(doc.base_model)
-        recipe = recipe_for(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
-        cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
-        res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
-        ev = res.final_eval
-        meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),
-                'eval': {k: v for k, v in ev.items() if k != 'samples'}, 'train_examples': res.n_train,
-                'eval_examples': res.n_eval, 'seed': cfg.seed}
-        version = commit_trained(store, recipe, meta)
-        store.logs_dir.mkdir(parents=True, exist_ok=True)
-        metrics = store.logs_dir/f'{version}.metrics.jsonl'
-        atomic_write(metrics, lambda p: shutil.copyfile(run_dir/'metrics.jsonl', p))
-        plot = store.logs_dir/f'{version}.loss.png'
-        plot_run(res.history, res.evals, plot)
-        shutil.rmtree(run_dir, ignore_errors=True)  # finished: nothing left to resume
-    first = res.history[0]['loss'] if res.history else float('nan')
-    return dict(document=str(path), base=doc.base_model, recipe=recipe.name, train_examples=res.n_train, eval_examples=res.n_eval,
-                steps=res.steps, seconds=res.seconds, first_loss=first, train_loss=res.train_loss, eval=ev,
-                resumed_from=res.resumed_from, version=version, version_path=str(store.version_path(version)),
-                metrics=str(metrics), plot=str(plot))
-
-# %% ../nbs/07_train.ipynb #ca584151
-def _cmd_train(args)->int:
-    if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
-    s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,
-                       break_lock=args.break_lock, eval_every=args.eval_every, ckpt_every=args.ckpt_every)
-    print(format_summary(s))
-    return 0
-
-def add_commands(sub):
-    "The `train` command."
-    from audio_lm.store import add_break_lock_arg
-    p = sub.add_parser('train', help="train the document's base and commit the adapter as the next version")
-    p.add_argument('path', metavar='PATH', help='the .dlm document')
-    p.add_argument('--max-steps', type=int, help='optimizer steps (overrides training.max_steps)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--resume', action='store_true', help='continue an interrupted run from its last checkpoint')
-    g.add_argument('--fresh', action='store_true', help='discard an interrupted run and start over')
-    p.add_argument('--seed', type=int, help='overrides training.seed')
-    p.add_argument('--eval-every', type=int, help='evaluate on held-out clips every N steps')
-    p.add_argument('--ckpt-every', type=int, help='write a resumable checkpoint every N steps')
-    add_break_lock_arg(p)
-    p.set_defaults(func=_cmd_train)

@@ -97,7 +97,7 @@ def test_ask_two_clips(trained, monkeypatch):
 def test_loss_ignores_audio_placeholders(trained, monkeypatch):
     home, project, clips, r, doc = trained
     monkeypatch.setenv('AUDIO_LM_HOME', str(home))
-    from audio_lm.models import load_base
+    from audio_lm.run import load_base
     from audio_lm.collate import AudioLmCollator, AudioLmExample
     base = load_base('tiny-qwen2-audio')
     coll = AudioLmCollator.for_base(base, cache=False)
@@ -127,7 +127,7 @@ def test_qlora_refused_without_cuda(trained, monkeypatch):
     from audio_lm.audio_language import QLoraNeedsCuda
     from audio_lm.document import load_document
     from audio_lm.store import Store
-    from audio_lm.train import train_document
+    from audio_lm.run import train_document
     q = _doc(project, '01JZ8Q00000000000000000011', clips[0], adapter='qlora')
     with pytest.raises(QLoraNeedsCuda) as e: train_document(q, max_steps=1, progress=False)
     assert isinstance(e.value, AudioLmError) and str(e.value) == QLORA_MSG
@@ -147,7 +147,7 @@ def test_qlora_trains_on_cuda(trained, monkeypatch):
     home, project, clips, r, doc = trained
     monkeypatch.setenv('AUDIO_LM_HOME', str(home))
     from audio_lm.audio_language import load_trained, ask
-    from audio_lm.train import train_document
+    from audio_lm.run import train_document
     q = _doc(project, '01JZ8Q00000000000000000013', clips[0], adapter='qlora')
     s = train_document(q, max_steps=3, progress=False)
     assert s['version'] == 'v0001'

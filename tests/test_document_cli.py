@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from audio_lm.cli import main
 from audio_lm.corpus import synth_corpus
-from audio_lm.document import load_document, new_ulid, DEFAULT_BASES
+from audio_lm.document import load_document, new_ulid
+from audio_lm.bases import MODALITIES
 from audio_lm.store import Store, audio_lm_home
 from conftest import one_line_error
 
@@ -101,7 +102,7 @@ def test_init_scaffolds(run, tmp_path, capsys):
     r = run('init', p, '--listen')
     assert r.returncode == 0, r.stderr
     doc = load_document(p)
-    assert doc.base_model == DEFAULT_BASES['listen'] == 'tiny-listener' and doc.dlm_id in r.stdout
+    assert doc.base_model == MODALITIES['listen'].default_base == 'tiny-listener' and doc.dlm_id in r.stdout
     before = p.read_bytes()
     assert one_line_error(run('init', p, '--speak')) == f'{p} already exists; pass --force to overwrite it.'
     assert p.read_bytes() == before
@@ -114,6 +115,10 @@ def test_init_scaffolds(run, tmp_path, capsys):
     assert main(['init', str(tmp_path/'c.dlm'), '--base', 'Not A Name']) == 2
     err = capsys.readouterr().err
     assert err.startswith("audio-lm: error: --base 'Not A Name' is not a registry name") and err.count('\n') == 1
+    assert not (tmp_path/'c.dlm').exists()
+    assert main(['init', str(tmp_path/'c.dlm'), '--base', 'foo']) == 2    # a well-formed name the registry does not know
+    err = capsys.readouterr().err
+    assert err.startswith("audio-lm: error: unknown base 'foo' (--base); choose one of: qwen2-audio-7b-instruct") and err.count('\n') == 1
     assert not (tmp_path/'c.dlm').exists()
     with pytest.raises(SystemExit): main(['init', str(tmp_path/'d.dlm'), '--listen', '--speak'])  # argparse: exclusive
     # a fresh scaffold shows, with its placeholder clip listed as missing

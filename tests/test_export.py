@@ -32,7 +32,8 @@ def trained(tmp_path_factory):
     "Three documents (audio-language, listen, speak) on the tiny bases, each with one committed adapter version, and the in-store logits."
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, Qwen2AudioForConditionalGeneration
-    from audio_lm.models import load_base, base_path, ListeningLM
+    from audio_lm.run import load_base
+    from audio_lm.models import base_path, ListeningLM
     from audio_lm.codec import add_speech_tokens
     from audio_lm.store import commit_version, canonical_json
     root = tmp_path_factory.mktemp('export')
@@ -259,7 +260,7 @@ def test_killed_export_leaves_no_half_snapshot(trained, home, tmp_path):
 def test_user_errors(trained, home, tmp_path):
     from audio_lm.audio import AudioLmError
     from audio_lm.export import export, verify, ExportError, NoAdapterVersion, NotAnExport
-    from audio_lm.models import BaseWeightsMissing
+    from audio_lm.bases import BaseWeightsMissing
     from audio_lm.store import reject_version
     with pytest.raises(NoAdapterVersion, match='has no trained adapter version in its store .*; run audio-lm train'):
         _doc(tmp_path/'new.dlm', 'tiny-listener', 9); export(tmp_path/'new.dlm')
@@ -273,7 +274,7 @@ def test_user_errors(trained, home, tmp_path):
         commit_version(st, lambda d: [(d/n).write_bytes((trained.qa_store.current_path()/n).read_bytes())
                                       for n in ('adapter_config.json', 'adapter_model.safetensors')])
         rej = reject_version(st, lambda d: (d/'x').write_text('nan'), 'non-finite weights')
-    with pytest.raises(BaseWeightsMissing, match='huggingface-cli download Qwen/Qwen2-Audio-7B-Instruct'): export(tmp_path/'big.dlm')
+    with pytest.raises(BaseWeightsMissing, match='hf download Qwen/Qwen2-Audio-7B-Instruct'): export(tmp_path/'big.dlm')
     with pytest.raises(ExportError, match=f'version {rej} was rejected during training'): export(tmp_path/'big.dlm', adapter=rej)
     assert not any(st.exports_dir.iterdir()) and st.lock_holder() is None   # nothing half-written, lock released
     for e in (NoAdapterVersion, NotAnExport, ExportError): assert issubclass(e, AudioLmError)

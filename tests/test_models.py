@@ -6,7 +6,7 @@ import pytest
 TRAIN = textwrap.dedent('''
     import json, sys, torch
     from pathlib import Path
-    from audio_lm.models import load_base
+    from audio_lm.run import load_base
     torch.manual_seed(0)
     m = load_base('tiny-listener').model.set_policy('projector+lora+encoder', r=4)
     x = {'input_ids': torch.tensor([[7, 8] + [m.audio_token_id] * m.audio_tokens(150) + [9, 10]]),
@@ -48,9 +48,10 @@ def test_finetune_reloads_in_a_fresh_process(tmp_path):
     assert _py(LOAD, out, home=tmp_path / 'other_home') == before
 
 def test_missing_hub_weights_are_one_sentence(tmp_path):
-    from audio_lm.models import load_base, BaseWeightsMissing
+    from audio_lm.run import load_base
+    from audio_lm.bases import BaseWeightsMissing
     from audio_lm.audio import AudioLmError
     with pytest.raises(BaseWeightsMissing) as e: load_base('whisper-large-v3+mistral-7b-openorca')
     msg = str(e.value)
     assert isinstance(e.value, AudioLmError) and msg.count('. ') == 0 and msg.endswith('.')
-    assert 'huggingface-cli download openai/whisper-large-v3 && huggingface-cli download Open-Orca/Mistral-7B-OpenOrca' in msg
+    assert 'hf download openai/whisper-large-v3 && hf download Open-Orca/Mistral-7B-OpenOrca' in msg
