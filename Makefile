@@ -61,16 +61,15 @@ test: install
 demo: install
 	@$(BIN)/audio-lm demo --out demo_out
 
-## docs: the docs site in _docs/ (Quarto when installed, else a Quarto-free build)
+## docs: the docs site in _docs/ (nbdev_docs when Quarto is installed, else mkdocs-material; see .ci/build_docs.py)
 docs: install
 	@before=$$(git status --porcelain --untracked-files=all 2>/dev/null | sort || true); \
-	if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
-	else $(PY) .ci/build_docs.py; fi; \
+	$(PY) .ci/build_docs.py; \
 	after=$$(git status --porcelain --untracked-files=all 2>/dev/null | sort || true); \
 	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after") || true; \
 	  echo "the docs build changed or left files in the repository (above): keep setup code out of import cells"; exit 1; fi
 
-## docs-test: open the built site in headless Chromium
+## docs-test: serve the built site and use it in headless Chromium (search, links, contents, no network)
 docs-test: docs
 	@AUDIO_LM_DOCS_TEST=1 $(BIN)/pytest -q tests/test_docs_site.py -p no:cacheprovider
 
