@@ -12,12 +12,14 @@ import torch
 from .audio import AudioCache, feature_extractor, atomic_write
 from .codec import (CODEBOOK_SIZE, SNAC_24KHZ, SpeechCodec, frames_to_tokens, dedup_frames, frames_to_tokens_reference,
                             dedup_tokens_reference)
+from .listen import generate_ids, recompute_generate, listen_inputs
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache',
            'bench_memory', 'bench_listen_scratch', 'bench_projector', 'wellformed_frames', 'bench_speaker_wellformed',
-           'bench_interleave', 'bench_codec_encode', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
+           'bench_interleave', 'bench_codec_encode', 'bench_listen_kv', 'bench_speak_decoding', 'machine',
+           'to_markdown', 'run_benchmarks', 'add_commands']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -266,6 +268,62 @@ def bench_codec_encode(codec:SpeechCodec|None=None, # default: the random-weight
     return dict(device=str(codec.device), threads=torch.get_num_threads(), audio_s=audio, batch_size=batch_size,
                 batch1_audio_s_per_s=audio / t1, batched_audio_s_per_s=audio / tb, batched_speedup=t1 / tb)
 
+# %% ../nbs/12_bench.ipynb #bd5f7744
+def bench_listen_kv(model,                    # a `ListeningLM`
+                    audios,                   # clip(s), as for `listen`
+                    prompt:str='Transcribe the audio.',
+                    new_tokens:int=60,        # tokens each decoder writes
+                    repeat:int=2,             # best of `repeat` runs (the cached decoder; the other runs once)
+                    threads:int|None=None,    # torch CPU threads while timing (None: leave as is)
+                   )->dict:
+    "Time `new_tokens` greedy tokens with the KV cache vs re-running the whole sequence; `ratio` is the speed-up."
+    model.eval()
+    old_threads = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    def kv(): return generate_ids(model, listen_inputs(model, audios, prompt)[0], new_tokens, min_new_tokens=new_tokens)
+    def full(): return recompute_generate(model, listen_inputs(model, audios, prompt)[0], new_tokens, new_tokens)
+    res = {}
+    try:
+        for name, fn, n in (('kv_cache', kv, repeat), ('recompute', full, 1)):
+            best = None
+            for _ in range(n):
+                w, c = time.perf_counter(), time.process_time(); ids = fn()
+                t = (time.perf_counter() - w, time.process_time() - c)
+                best = t if best is None or t[1] < best[1] else best
+            res[name] = best, ids
+    finally: torch.set_num_threads(old_threads)
+    (kw, kc), (rw, rc) = res['kv_cache'][0], res['recompute'][0]
+    return {'prompt_tokens': int(listen_inputs(model, audios, prompt)[0]['input_ids'].shape[1]), 'new_tokens': new_tokens,
+            'kv_cache_s': round(kw, 2), 'recompute_s': round(rw, 2), 'kv_cache_cpu_s': round(kc, 2),
+            'recompute_cpu_s': round(rc, 2), 'ratio': round(rc / kc, 1), 'wall_ratio': round(rw / kw, 1),
+            'same_tokens': bool(torch.equal(res['kv_cache'][1], res['recompute'][1])), 'threads': threads or old_threads,
+            'target': '>= 5x'}
+
+# %% ../nbs/12_bench.ipynb #c1e9fe49
+def bench_speak_decoding(model, tokenizer, spec,          # a speaking model, its tokenizer and speech ids
+                         text:str='seven three one four',
+                         new_tokens:int=140,             # speech tokens per run (20 codec frames)
+                         repeat:int=3, seed:int=0)->dict:
+    "Tokens/s of `generate_speech` vs plain sampling `generate` (no processors) vs `generate` with transformers' warpers."
+    from audio_lm.speak import generate_speech, speech_prompt
+    ids = torch.tensor([speech_prompt(text, tokenizer, spec)])
+    sample = dict(do_sample=True, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=spec.pad,
+                  attention_mask=torch.ones_like(ids), top_k=None)
+    n = {}
+    def plain(**kw):
+        torch.manual_seed(seed)
+        with torch.no_grad(): n['plain'] = model.generate(ids, **sample, **kw).shape[1] - ids.shape[1]
+    def ours():
+        n['ours'] = len(generate_speech(model, tokenizer, text, spec, max_new_tokens=new_tokens, seed=seed))
+    t_plain = best_time(lambda: plain(temperature=1.0, top_p=1.0), repeat, 1)
+    t_hf = best_time(lambda: plain(temperature=0.6, top_p=0.95, repetition_penalty=1.1), repeat, 0)
+    t_ours = best_time(ours, repeat, 1)
+    tps = lambda k, t: n[k] / t
+    return {'vocab': int(model.get_input_embeddings().num_embeddings), 'new_tokens': new_tokens, 'tokens_ours': n['ours'],
+            'plain_tokens_per_s': round(tps('plain', t_plain), 1), 'hf_warpers_tokens_per_s': round(tps('plain', t_hf), 1),
+            'ours_tokens_per_s': round(tps('ours', t_ours), 1), 'ratio': round(tps('ours', t_ours) / tps('plain', t_plain), 2),
+            'ratio_hf_warpers': round(tps('plain', t_hf) / tps('plain', t_plain), 2), 'target': '>= 0.8'}
+
 # %% ../nbs/12_bench.ipynb #368e212d
 def machine()->dict:
     "What the numbers were measured on."
@@ -275,7 +333,6 @@ def machine()->dict:
 
 def _listen_kv(quick:bool)->dict:
     from audio_lm.run import load_base
-    from audio_lm.listen import bench_listen_kv
     from audio_lm.corpus import synth_corpus
     clips = synth_corpus(tempfile.mkdtemp(), n=1, kind='sentences', seed=0, progress=False)
     # the real SmolLM2-135M in both modes: on a 2-layer toy, per-token overhead hides what the cache saves
@@ -286,6 +343,12 @@ def _listen_kv(quick:bool)->dict:
 def _codec_encode(quick:bool)->dict:
     codec = SpeechCodec.from_config(decoder_dim=256) if quick else None
     return bench_codec_encode(codec, seconds=2. if quick else 4., n_clips=4 if quick else 8, batch_size=4 if quick else 8)
+
+def _speak_decoding(quick:bool)->dict:
+    from audio_lm.run import load_base
+    from audio_lm.speak import speech_spec_for
+    b = load_base('tiny-speaker')
+    return bench_speak_decoding(b.model, b.tokenizer, speech_spec_for(b), new_tokens=140 if quick else 420)
 
 BENCHMARKS = {  # name -> (function of quick, what it compares)
     'feature_cache':   (lambda q: bench_feature_cache(_corpus(12 if q else 60)), 'epoch 2 vs epoch 1 audio+feature time'),
@@ -299,6 +362,7 @@ BENCHMARKS = {  # name -> (function of quick, what it compares)
                         'tiny-listener from scratch: held-out loss after vs before training (and WER)'),
     'smollm2_projector': (lambda q: bench_projector('smollm2-135m', **({} if q else dict(n=100, steps=40, n_eval=16))),
                           'SmolLM2-135M, projector only: held-out loss after vs before training'),
+    'speak_decoding':  (lambda q: _speak_decoding(q), 'speak tokens/s: frame-aware sampling on the speech slice vs plain generate'),
     'speaker_wellformed': (lambda q: bench_speaker_wellformed(**({} if q else dict(n=60, steps=60, n_texts=8, frames=20))),
                            'tiny-speaker: well-formed frames with vs without the frame-aware logits processor'),
 }

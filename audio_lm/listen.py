@@ -15,11 +15,11 @@ from .train import Recipe
 from .modality import Modality, ExportError, copy_adapter, save_all, load_weights
 
 # %% auto #0
-__all__ = ['LISTEN_LOAD', 'LISTEN', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_recipe',
-           'recompute_generate', 'bench_listen_kv', 'answer_version', 'export_listening']
+__all__ = ['LISTEN_LOAD', 'LISTEN', 'listen_inputs', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_recipe',
+           'recompute_generate', 'answer_version', 'export_listening']
 
 # %% ../nbs/08_listen.ipynb #7f526e1d
-def _inputs(model, audios, prompt, collator=None)->tuple[dict, bool, ListenCollator]:
+def listen_inputs(model, audios, prompt, collator=None)->tuple[dict, bool, ListenCollator]:
     "Collate `audios` and `prompt` for generation; also says whether a single example was given."
     single = isinstance(audios, (str, Path)) or (isinstance(audios, np.ndarray) and audios.ndim == 1)
     batch = [audios] if single else list(audios)
@@ -54,7 +54,7 @@ def listen(model,                        # a `ListeningLM`
            use_cache:bool=True,          # the KV cache (turn off only to measure it)
            **generate_kwargs)->str|list[str]: # the answer, or one answer per example
     "Ask `model` about `audios`: batched `generate(inputs_embeds=...)` with the KV cache."
-    enc, single, coll = _inputs(model, audios, prompt, collator)
+    enc, single, coll = listen_inputs(model, audios, prompt, collator)
     was = model.training; model.eval()
     if do_sample: generate_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
     if seed is not None: torch.manual_seed(seed)
@@ -132,37 +132,6 @@ def recompute_generate(model, enc:dict,          # a `ListenCollator(..., for_ge
         emb = torch.cat([emb, table(nxt)[:, None].to(emb.dtype)], 1)
         am = torch.cat([am, am.new_ones(len(am), 1)], 1)
     return torch.stack(out, 1)
-
-# %% ../nbs/08_listen.ipynb #bd5f7744
-def bench_listen_kv(model,                    # a `ListeningLM`
-                    audios,                   # clip(s), as for `listen`
-                    prompt:str='Transcribe the audio.',
-                    new_tokens:int=60,        # tokens each decoder writes
-                    repeat:int=2,             # best of `repeat` runs (the cached decoder; the other runs once)
-                    threads:int|None=None,    # torch CPU threads while timing (None: leave as is)
-                   )->dict:
-    "Time `new_tokens` greedy tokens with the KV cache vs re-running the whole sequence; `ratio` is the speed-up."
-    model.eval()
-    old_threads = torch.get_num_threads()
-    if threads: torch.set_num_threads(threads)
-    def kv(): return generate_ids(model, _inputs(model, audios, prompt)[0], new_tokens, min_new_tokens=new_tokens)
-    def full(): return recompute_generate(model, _inputs(model, audios, prompt)[0], new_tokens, new_tokens)
-    res = {}
-    try:
-        for name, fn, n in (('kv_cache', kv, repeat), ('recompute', full, 1)):
-            best = None
-            for _ in range(n):
-                w, c = time.perf_counter(), time.process_time(); ids = fn()
-                t = (time.perf_counter() - w, time.process_time() - c)
-                best = t if best is None or t[1] < best[1] else best
-            res[name] = best, ids
-    finally: torch.set_num_threads(old_threads)
-    (kw, kc), (rw, rc) = res['kv_cache'][0], res['recompute'][0]
-    return {'prompt_tokens': int(_inputs(model, audios, prompt)[0]['input_ids'].shape[1]), 'new_tokens': new_tokens,
-            'kv_cache_s': round(kw, 2), 'recompute_s': round(rw, 2), 'kv_cache_cpu_s': round(kc, 2),
-            'recompute_cpu_s': round(rc, 2), 'ratio': round(rc / kc, 1), 'wall_ratio': round(rw / kw, 1),
-            'same_tokens': bool(torch.equal(res['kv_cache'][1], res['recompute'][1])), 'threads': threads or old_threads,
-            'target': '>= 5x'}
 
 # %% ../nbs/08_listen.ipynb #b8efc86d
 def answer_version(folder,               # a version folder written by the listening recipe

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch_to
 from transformers import (AutoModelForCausalLM, AutoTokenizer, AutoProcessor, WhisperConfig, WhisperFeatureExtractor,
                           LlamaConfig, LlamaForCausalLM)
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.masking_utils import create_bidirectional_mask
 from safetensors.torch import save_file, load_file
@@ -27,11 +27,11 @@ from .audio import audio_lm_home
 # %% auto #0
 __all__ = ['POLICIES', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError', 'AudioTokenMismatch',
            'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder', 'SwiGLU',
-           'AudioProjector', 'ListeningLM', 'ctc_targets', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf',
-           'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio', 'build_tiny_speaker',
-           'build_smollm2_listener', 'from_hub', 'base_path', 'weights_at', 'load_listening', 'listeningfrom_hub',
-           'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot', 'param_group',
-           'update_ratios']
+           'AudioProjector', 'ListeningLM', 'ListeningOutput', 'ctc_targets', 'trainable_report', 'format_report',
+           'Base', 'smollm2_gguf', 'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio',
+           'build_tiny_speaker', 'build_smollm2_listener', 'from_hub', 'base_path', 'weights_at', 'load_listening',
+           'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot',
+           'param_group', 'update_ratios']
 
 # %% ../nbs/05_models.ipynb #2fca45b5
 class PolicyError(ModelError):
@@ -233,7 +233,7 @@ def forward(self, input_ids:torch.Tensor,           # `(batch, seq)` with placeh
             feature_attention_mask:torch.Tensor|None=None, # `(clips, frames)`
             ctc_text:list|None=None,                 # per clip, its transcript for the auxiliary CTC loss (or None)
             **kwargs):                               # passed to the LLM (e.g. `num_items_in_batch`)
-    "Splice the audio into the prompt embeddings and run the LLM: an output with `.loss` and `.logits`."
+    "Splice the audio into the prompt embeddings and run the LLM: `.loss`, `.logits` `(batch, seq, vocab)` (or `.answer_logits`)."
     ctc = (self.ctc_head is not None and self.ctc_weight > 0 and self.training and labels is not None
            and ctc_text is not None and input_features is not None and len(input_features) > 0)
     frames = self.encoder_frames(input_features, feature_attention_mask) if ctc else None
@@ -248,16 +248,20 @@ def forward(self, input_ids:torch.Tensor,           # `(batch, seq)` with placeh
 
 ListeningLM.sparse_logits = True  # with labels: logits and loss on the answer positions only (see below)
 
+@dataclass
+class ListeningOutput(CausalLMOutputWithPast):
+    "A causal-LM output (`loss`, `logits` `(batch, seq, vocab)` or None, ...) plus `answer_logits` `(trained positions, vocab)`."
+    answer_logits:torch.FloatTensor|None=None
+
 def _answer_only_loss(llm, emb, attention_mask, labels, **kwargs):
     "The causal-LM loss computing logits only where a label is trained (the answer), not over the whole prompt."
-    from transformers.modeling_outputs import CausalLMOutputWithPast
     base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm   # PEFT's LoRA layers live inside it
     kwargs.pop('num_items_in_batch', None)
     h = base.get_decoder()(inputs_embeds=emb, attention_mask=attention_mask, **kwargs).last_hidden_state
     target = labels[:, 1:]; keep = target != -100
     logits = base.get_output_embeddings()(h[:, :-1][keep]).float()
     loss = F.cross_entropy(logits, target[keep]) if keep.any() else logits.sum() * 0
-    return CausalLMOutputWithPast(loss=loss, logits=logits)
+    return ListeningOutput(loss=loss, logits=None, answer_logits=logits)
 
 # %% ../nbs/05_models.ipynb #cac2b835
 CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz'0123456789"  # CTC classes 1..len; class 0 is the blank

@@ -275,20 +275,40 @@ def speech_prompt(text:str, tokenizer, spec:SpeechTokens, speaker:str|None=None)
 
 # %% ../nbs/08a_speak.ipynb #0b602644
 class SpeechLogitsProcessor(LogitsProcessor):
-    "Allow only the speech ids that keep the stream whole frames: slot `k`'s codes, and the end at a frame boundary."
+    "Allow only the speech ids that keep the stream whole frames, and sample among them (penalty, temperature, top-p on that slice)."
     def __init__(self, spec:SpeechTokens,
                  prompt_len:int,      # tokens in the (padded) prompt; generation starts right after `[start_of_speech]`
-                 min_frames:int=1):   # frames before `[end_of_speech]` may come
+                 min_frames:int=1,    # frames before `[end_of_speech]` may come
+                 temperature:float=1.0, top_p:float=1.0, # sampling settings, applied to the allowed ids only
+                 repetition_penalty:float=1.0):          # CTRL's penalty (as transformers') on ids already generated
         self.spec, self.prompt_len, self.min_frames = spec, prompt_len, min_frames
+        self.temperature, self.top_p, self.penalty = temperature, top_p, repetition_penalty
+        self._ids = {}
+
+    def allowed(self, n:int, device)->torch.Tensor:
+        "The ids allowed after `n` speech tokens: slot `n % 7`'s codes, and the end token at a frame boundary."
+        k, end = n % FRAME_TOKENS, n % FRAME_TOKENS == 0 and n >= self.min_frames * FRAME_TOKENS
+        if (k, end, device) not in self._ids:
+            lo = self.spec.audio_tokens_start + k * CODEBOOK_SIZE
+            ids = torch.arange(lo, lo + CODEBOOK_SIZE, device=device)
+            self._ids[k, end, device] = torch.cat([ids.new_tensor([self.spec.end_of_speech]), ids]) if end else ids
+        return self._ids[k, end, device]
 
     def __call__(self, input_ids:torch.LongTensor, scores:torch.FloatTensor)->torch.FloatTensor:
-        n = input_ids.shape[1] - self.prompt_len  # speech tokens generated so far
-        k = n % FRAME_TOKENS
-        lo = self.spec.audio_tokens_start + k * CODEBOOK_SIZE
-        allowed = torch.full_like(scores, float('-inf'))
-        allowed[:, lo:lo + CODEBOOK_SIZE] = 0
-        if k == 0 and n >= self.min_frames * FRAME_TOKENS: allowed[:, self.spec.end_of_speech] = 0
-        return scores + allowed
+        ids = self.allowed(input_ids.shape[1] - self.prompt_len, scores.device)
+        sub = scores[:, ids].float()
+        if self.penalty != 1.0:   # as transformers' RepetitionPenaltyLogitsProcessor, on the ids already written
+            seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter_(1, input_ids, True)[:, ids]
+            sub = torch.where(seen, torch.where(sub > 0, sub / self.penalty, sub * self.penalty), sub)
+        if self.temperature != 1.0: sub = sub / self.temperature
+        if self.top_p < 1.0:      # as transformers' TopPLogitsWarper: drop the least likely ids beyond mass top_p
+            srt, order = sub.sort(-1)
+            drop = srt.softmax(-1).cumsum(-1) <= 1 - self.top_p
+            drop[:, -1] = False
+            sub = sub.masked_fill(drop.scatter(1, order, drop), float('-inf'))
+        out = torch.full_like(scores, float('-inf'))
+        out[:, ids] = sub.to(scores.dtype)
+        return out
 
 # %% ../nbs/08a_speak.ipynb #d50e322a
 @torch.no_grad()
@@ -312,9 +332,13 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
     dev = next(model.parameters()).device
     ids = torch.tensor([prompt], device=dev)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, use_cache=True, pad_token_id=spec.pad,
-              eos_token_id=[spec.end_of_speech, spec.end_of_ai], repetition_penalty=repetition_penalty)
-    if do_sample: kw.update(temperature=temperature, top_p=top_p)
-    if constrain: kw['logits_processor'] = LogitsProcessorList([SpeechLogitsProcessor(spec, len(prompt))])
+              eos_token_id=[spec.end_of_speech, spec.end_of_ai])
+    if constrain:   # the processor samples on the speech slice; transformers adds no warper of its own
+        t, p = (temperature, top_p) if do_sample else (1.0, 1.0)
+        kw.update(temperature=1.0, top_p=1.0, top_k=None, logits_processor=LogitsProcessorList([
+            SpeechLogitsProcessor(spec, len(prompt), temperature=t, top_p=p, repetition_penalty=repetition_penalty)]))
+    else:
+        kw.update(repetition_penalty=repetition_penalty, **(dict(temperature=temperature, top_p=top_p) if do_sample else {}))
     was_training = model.training; model.eval()
     try:
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == 'cuda' else []), quiet_transformers():
