@@ -43,8 +43,9 @@ class CorpusError(AudioLmError, ValueError):
     "A problem with a corpus folder or its options."
 
 class TextEncodingError(CorpusError):
-    "A text file that is not UTF-8 text; `line` is where the problem is (1-based)."
-    def __init__(self, msg:str, line:int=1): super().__init__(msg); self.line = line
+    "A text file that is not UTF-8 text: `problem` says what is wrong, `line` where (1-based)."
+    def __init__(self, name, problem:str, line:int=1):
+        super().__init__(f"text file '{name}' {problem}"); self.problem, self.line = problem, line
 
 _BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
 
@@ -54,17 +55,18 @@ def decode_text(raw:bytes, # the file's bytes
     "`raw` decoded as UTF-8 (a leading byte-order mark removed), or a `TextEncodingError` naming `name` and the fix."
     fix = "save it as UTF-8 (e.g. iconv -f <encoding> -t UTF-8)"
     for bom, enc in _BOMS:
-        if raw.startswith(bom): raise TextEncodingError(f"text file '{name}' is {enc}, not UTF-8 (it starts with a {enc} byte-order mark); {fix}.")
+        if raw.startswith(bom): raise TextEncodingError(name, f"is {enc}, not UTF-8 (it starts with a {enc} byte-order mark); {fix}.")
+    if b'\x00' in raw:
+        raise TextEncodingError(name, f"holds NUL bytes (UTF-16 or UTF-32 saved without a byte-order mark?); {fix}.",
+                                raw[:raw.index(b'\x00')].count(b'\n') + 1)
     try: text = raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         guess = 'cp1252 or Latin-1?' if 0x80 <= raw[e.start] <= 0xff else 'not text?'
-        raise TextEncodingError(f"text file '{name}' is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} ({guess}); {fix}.",
+        raise TextEncodingError(name, f"is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} ({guess}); {fix}.",
                                 raw[:e.start].count(b'\n') + 1) from None
-    for ch, what in (('\x00', f"NUL characters (UTF-16 or UTF-32 saved without a byte-order mark?); {fix}"),
-                     ('\ufffd', "U+FFFD replacement characters, left by an earlier wrong decode; restore the original "
-                                "characters from the source")):
-        if ch in text:
-            raise TextEncodingError(f"text file '{name}' holds {what}.", text[:text.index(ch)].count('\n') + 1)
+    if '\ufffd' in text:
+        raise TextEncodingError(name, "holds U+FFFD replacement characters, left by an earlier wrong decode; restore the original "
+                                "characters from the source.", text[:text.index('\ufffd')].count('\n') + 1)
     return text
 
 # %% ../nbs/01_corpus.ipynb #8b1cfd16
