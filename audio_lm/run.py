@@ -97,6 +97,11 @@ def format_summary(s:dict)->str:
 class RunExists(AudioLmError):
     "An interrupted run exists and the user did not say whether to resume it."
 
+def _close_progress_bars():
+    "Close the progress bars an error left open (tqdm keeps them in `_instances`)."
+    from tqdm import tqdm
+    for b in list(getattr(tqdm, '_instances', ())): b.close()
+
 def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->TrainConfig:
     t = doc.training
     cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate,
@@ -146,7 +151,9 @@ def train_document(path,                      # a `.dlm` document
             recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
             cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
             res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
-        except AudioLmError as e: raise in_user_terms(e, names)
+        except AudioLmError as e:
+            _close_progress_bars()   # the message then starts its own line, not the end of a half-drawn bar
+            raise in_user_terms(e, names)
         ev = res.final_eval
         meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),
                 'eval': {k: v for k, v in ev.items() if k != 'samples'}, 'train_examples': res.n_train,
