@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_audio.ipynb #bf5161b0
 from __future__ import annotations
-import collections, hashlib, json, os, struct, tempfile
+import collections, hashlib, io, json, os, struct, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -13,9 +13,10 @@ from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['AUDIO_EXTS', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty', 'AudioNonFinite',
-           'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'read_audio', 'to_mono', 'resample', 'fit_length',
-           'AudioInfo', 'rate_mismatch_message', 'load_audio', 'atomic_write', 'save_audio', 'feature_extractor',
-           'log_mel', 'audio_lm_home', 'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
+           'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'audio_extensions', 'is_audio_file', 'read_audio',
+           'AudioHeader', 'probe_audio', 'to_mono', 'resample', 'fit_length', 'AudioInfo', 'rate_mismatch_message',
+           'load_audio', 'atomic_write', 'save_audio', 'feature_extractor', 'log_mel', 'audio_lm_home', 'file_sha256',
+           'config_hash', 'CacheStats', 'AudioCache']
 
 # %% ../nbs/00_audio.ipynb #d98d91e8
 class AudioLmError(Exception):
@@ -43,43 +44,92 @@ class AudioResampleUnavailable(AudioError, ImportError):
     "No resampler (soxr or scipy) is installed."
 
 # %% ../nbs/00_audio.ipynb #4575cad6
-AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3')
+_FORMAT_EXTS = {  # libsndfile's major formats -> the extensions files of that format carry
+    'WAV': ('.wav', '.wave'), 'WAVEX': ('.wav',), 'RF64': ('.rf64',), 'W64': ('.w64',), 'FLAC': ('.flac',),
+    'OGG': ('.ogg', '.oga'), 'MP3': ('.mp3',), 'AIFF': ('.aif', '.aiff', '.aifc'), 'AU': ('.au', '.snd'),
+    'CAF': ('.caf',), 'NIST': ('.sph', '.nist'), 'IRCAM': ('.sf', '.ircam'), 'VOC': ('.voc',), 'SVX': ('.8svx', '.svx'),
+    'PAF': ('.paf', '.fap'), 'HTK': ('.htk',), 'SD2': ('.sd2',), 'AVR': ('.avr',), 'WVE': ('.wve',), 'PVF': ('.pvf',),
+    'XI': ('.xi',), 'SDS': ('.sds',)}
 
-def _wav_shortfall(path:Path)->int|None:
-    "Bytes missing from a RIFF/WAVE file's `data` chunk (0 when complete, None if not a WAV)."
-    with open(path, 'rb') as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE': return None
-        size = os.fstat(f.fileno()).st_size
-        while True:
-            ch = f.read(8)
-            if len(ch) < 8: return None
-            cid, n = ch[:4], struct.unpack('<I', ch[4:])[0]
-            if cid == b'data':
-                if n == 0xFFFFFFFF: return 0  # streaming writers leave the size unset
-                return max(0, f.tell() + n - size)
-            f.seek(n + (n & 1), 1)
+def audio_extensions()->tuple[str, ...]:
+    "Lowercase extensions (with the dot) of every format the installed libsndfile decodes."
+    exts = [e for f in sf.available_formats() for e in _FORMAT_EXTS.get(f, ())]
+    if 'OPUS' in sf.available_subtypes('OGG'): exts.append('.opus')
+    return tuple(dict.fromkeys(exts))
 
-def read_audio(path, # an audio file: wav, flac, ogg or mp3
+AUDIO_EXTS = audio_extensions()
+
+def is_audio_file(path)->bool:
+    "Is `path` named like audio libsndfile decodes? The extension counts in any case (`SA1.WAV`, `voice.Opus`)."
+    return Path(path).suffix.lower() in AUDIO_EXTS
+
+def _wav_shortfall(f)->int|None:
+    "Bytes missing from the `data` chunk of the RIFF/WAVE file open in `f` (0 when complete, None if not a WAV)."
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE': return None
+    size = f.seek(0, 2); f.seek(12)
+    while True:
+        ch = f.read(8)
+        if len(ch) < 8: return None
+        cid, n = ch[:4], struct.unpack('<I', ch[4:])[0]
+        if cid == b'data':
+            if n == 0xFFFFFFFF: return 0  # streaming writers leave the size unset
+            return max(0, f.tell() + n - size)
+        f.seek(n + (n & 1), 1)
+
+def _checked(src, name:str):
+    "What libsndfile should open for `src` (a path or a binary file object), after refusing a missing file, a folder, a cut WAV."
+    if hasattr(src, 'read'): missing = _wav_shortfall(src); src.seek(0)
+    else:
+        p = Path(src)
+        if not p.exists(): raise AudioNotFound(f"audio not found: {name}")
+        if p.is_dir(): raise AudioDecodeError(f"audio '{name}' is a directory, not an audio file.")
+        try:
+            with open(p, 'rb') as f: missing = _wav_shortfall(f)
+        except OSError as e: raise AudioDecodeError(f"audio '{name}' could not be read: {e}.") from e
+        src = str(p)   # by name: some formats (Sound Designer II) keep parts beside the file
+    if missing:
+        raise AudioDecodeError(f"audio '{name}' is truncated: its data chunk is missing {missing} bytes. "
+                               "Copy or re-export the file again.")
+    return src
+
+def _undecodable(name:str, e:Exception)->AudioDecodeError:
+    msg = ' '.join(str(e).split()).split(': ', 1)[-1].strip().rstrip('.') if str(e).startswith('Error opening') else str(e).strip().rstrip('.')
+    return AudioDecodeError(f"audio '{name}' could not be decoded ({msg}): it is not in a format libsndfile reads (WAV, "
+                            "FLAC, OGG, MP3, AIFF, ...) or it is corrupt; re-export it, e.g. ffmpeg -i <in> <out>.wav.")
+
+def read_audio(path,      # an audio file in a format libsndfile reads (see `AUDIO_EXTS`), or a binary file object
+               name=None, # how messages name it (default: `path` as given)
               )->tuple[np.ndarray, int]: # float32 samples `(frames, channels)`, native sample rate
     "Decode `path` with soundfile, mapping every failure to an `AudioError` with one clear sentence."
-    p = Path(path)
-    if not p.exists(): raise AudioNotFound(f"audio not found: {p}")
-    if p.is_dir(): raise AudioDecodeError(f"audio '{p}' is a directory, not an audio file.")
-    try: missing = _wav_shortfall(p)
-    except OSError as e: raise AudioDecodeError(f"audio '{p}' could not be read: {e}.") from e
-    if missing:
-        raise AudioDecodeError(f"audio '{p}' is truncated: its data chunk is missing {missing} bytes. "
-                               "Copy or re-export the file again.")
-    try: wav, sr = sf.read(str(p), dtype='float32', always_2d=True)
-    except Exception as e:
-        msg = str(e).replace(f"Error opening '{p}': ", '').strip().rstrip('.')
-        raise AudioDecodeError(f"audio '{p}' could not be decoded ({msg}): it is not a WAV/FLAC/OGG/MP3 file "
-                               "or it is corrupt; re-export it, e.g. ffmpeg -i <in> <out>.wav.") from e
-    if wav.shape[0] == 0: raise AudioEmpty(f"audio '{p}' has zero samples; remove it or record it again.")
+    name = str(path) if name is None else str(name)
+    try: wav, sr = sf.read(_checked(path, name), dtype='float32', always_2d=True)
+    except AudioError: raise
+    except Exception as e: raise _undecodable(name, e) from e
+    if wav.shape[0] == 0: raise AudioEmpty(f"audio '{name}' has zero samples; remove it or record it again.")
     if not np.isfinite(wav).all():
-        raise AudioNonFinite(f"audio '{p}' contains NaN or infinite samples; re-export it from the source.")
+        raise AudioNonFinite(f"audio '{name}' contains NaN or infinite samples; re-export it from the source.")
     return wav, sr
+
+# %% ../nbs/00_audio.ipynb #41d8659b
+@dataclass
+class AudioHeader:
+    "What an audio file's header says."
+    sr:int; frames:int; channels:int
+    @property
+    def duration(self)->float: return self.frames / self.sr
+
+def probe_audio(path,      # an audio file
+                name=None, # how messages name it (default: `path` as given)
+               )->AudioHeader:
+    "The header of `path`, refusing (as `read_audio` does) a missing, cut, undecodable or empty file."
+    name = str(path) if name is None else str(name)
+    try: i = sf.info(_checked(path, name))
+    except AudioError: raise
+    except Exception as e: raise _undecodable(name, e) from e
+    if i.frames <= 0: raise AudioEmpty(f"audio '{name}' has zero samples; remove it or record it again.")
+    return AudioHeader(i.samplerate, i.frames, i.channels)
 
 # %% ../nbs/00_audio.ipynb #876369d5
 def to_mono(wav:np.ndarray, # `(frames,)` or `(frames, channels)` samples
@@ -124,23 +174,50 @@ class AudioInfo:
     path:str; native_sr:int; sr:int; channels:int; duration:float  # duration of the file, seconds
     resampled:bool=False; truncated:bool=False
 
-def rate_mismatch_message(path, native_sr:int, target_sr:int)->str:
-    "The sample-rate policy's one-sentence error."
-    return (f"audio '{Path(path).name}': native sample_rate={native_sr} Hz does not match pinned {target_sr} Hz. "
-            f"Set training.audio.auto_resample: true to resample on the fly, or re-encode manually with "
-            f"ffmpeg -i <in> -ar {target_sr} <out>.")
+def rate_mismatch_message(path,         # the clip as the user names it (None: samples given without a file)
+                          native_sr:int, target_sr:int)->str:
+    "The sample-rate policy's one-sentence error: the same words in every recipe."
+    who = 'given as samples' if path is None else f"'{path}'"
+    return (f"audio {who}: native sample_rate={native_sr} Hz does not match pinned {target_sr} Hz. "
+            f"Set training.audio.auto_resample: true to resample on the fly (or training.audio.drop_mismatched: true "
+            f"to leave such clips out), or re-encode manually with ffmpeg -i <in> -ar {target_sr} <out>.")
 
-def load_audio(path,                  # an audio file: wav, flac, ogg or mp3
+def _samples(value:dict, name)->tuple[np.ndarray, int]:
+    "The `(frames, channels)` samples and rate of a `datasets` value `{'array', 'sampling_rate'}`."
+    who = 'given as samples' if name is None else f"'{name}'"
+    sr = value.get('sampling_rate')
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise AudioDecodeError(f"audio {who} has samples but no sampling_rate (got {sr!r}); give their rate in Hz, "
+                               "e.g. {'array': samples, 'sampling_rate': 16000}.")
+    wav = np.asarray(value['array'], np.float32)
+    if wav.ndim == 2: wav = wav.T          # datasets keeps several channels as (channels, samples)
+    elif wav.ndim == 1: wav = wav[:, None]
+    else: raise AudioDecodeError(f"audio {who} has samples of shape {wav.shape}; give (samples,) or (channels, samples).")
+    if wav.shape[0] == 0: raise AudioEmpty(f"audio {who} has zero samples; remove it or record it again.")
+    if not np.isfinite(wav).all(): raise AudioNonFinite(f"audio {who} contains NaN or infinite samples; re-export it from the source.")
+    return wav, int(sr)
+
+def load_audio(path,                  # an audio file, or a `datasets` Audio value: {'array', 'sampling_rate'} or {'path', 'bytes'}
                target_sr:int,         # the sample rate the model expects
                auto_resample:bool=False, # resample a mismatched file instead of refusing it
                max_seconds:float|None=30.0, # truncate to this length (None: keep all)
+               name=None,             # how messages name the clip (default: its path, or the value's 'path')
               )->tuple[np.ndarray, AudioInfo]: # mono float32 samples at `target_sr`, and what happened
     "Decode `path` to mono float32 at `target_sr`, applying the sample-rate policy and truncation."
-    wav, sr = read_audio(path)
-    info = AudioInfo(str(path), sr, target_sr, wav.shape[1], wav.shape[0] / sr)
+    if isinstance(path, dict):
+        name = path.get('path') if name is None else name
+        if path.get('array') is not None: wav, sr = _samples(path, name)
+        elif path.get('bytes'): wav, sr = read_audio(io.BytesIO(path['bytes']), 'given as bytes' if name is None else name)
+        elif path.get('path'): wav, sr = read_audio(path['path'], name)
+        else: raise AudioDecodeError(f"an audio value needs 'array' and 'sampling_rate', or 'bytes', or a 'path'; got the keys "
+                                     f"{sorted(path)}.")
+    else:
+        name = str(path) if name is None else name
+        wav, sr = read_audio(path, name)
+    info = AudioInfo(str(name), sr, target_sr, wav.shape[1], wav.shape[0] / sr)
     wav = to_mono(wav)
     if sr != target_sr:
-        if not auto_resample: raise AudioSampleRateMismatch(rate_mismatch_message(path, sr, target_sr))
+        if not auto_resample: raise AudioSampleRateMismatch(rate_mismatch_message(name, sr, target_sr))
         wav, info.resampled = resample(wav, sr, target_sr), True
     if max_seconds is not None and len(wav) > max_seconds * target_sr:
         wav, info.truncated = fit_length(wav, target_sr, max_seconds), True
@@ -165,7 +242,7 @@ def save_audio(path,            # where to write; the suffix picks the format
                wav:np.ndarray,  # mono float32 samples
                sr:int,          # their sample rate
               )->Path:
-    "Write `wav` to `path` atomically (wav/flac/ogg/mp3 by suffix)."
+    "Write `wav` to `path` atomically (the format follows the suffix: wav, flac, ogg, mp3, aiff, ...)."
     return atomic_write(path, lambda p: sf.write(p, np.asarray(wav, np.float32), sr))
 
 # %% ../nbs/00_audio.ipynb #9602ccfc

@@ -366,7 +366,7 @@ def speech_row(text:str|list[int], # the transcript, or its token ids (used as g
     if isinstance(text, str):
         if tokenizer is None: raise ValueError("speech_row needs tokenizer= to tokenize a string text.")
         if speaker: text = f"{speaker}: {text}"
-        text_ids = tokenizer(text, add_special_tokens=True).input_ids
+        text_ids = tokenizer(text, add_special_tokens=True, split_special_tokens=True).input_ids
     else:
         if speaker: raise ValueError("speech_row: pass the text as a string to prefix a speaker, or put it in the ids.")
         text_ids = [int(i) for i in text]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_collate.ipynb #d4694ce8
 from __future__ import annotations
-import math
+import io, math, re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +16,7 @@ from .audio import AudioLmError, AudioNotFound, AudioCache, log_mel, load_audio
 from .models import audio_lm_home
 
 # %% auto #0
-__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'ListenCollator', 'AudioLmExample',
+__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'ListenCollator', 'tokenize_pieces', 'AudioLmExample',
            'as_audio_lm_example', 'qwen2_audio_tokens', 'AudioLmCollator']
 
 # %% ../nbs/06_collate.ipynb #ddab4534
@@ -26,35 +26,49 @@ class CollateError(AudioLmError, ValueError):
 @dataclass
 class ListenExample:
     "One normalised example: clips, the user's prompt, and the answer (None when generating)."
-    audios:list            # paths or float32 waveforms
+    audios:list            # paths, `datasets` Audio values, or float32 waveforms at the model's rate
     prompt:str
     answer:str|None=None
+    origin:str|None=None   # where it was written ('talk.dlm:12'), for messages
 
 def as_example(x, default_prompt:str='Transcribe the audio.')->ListenExample:
-    "Normalise a `Clip`, a dict or a `ListenExample` into a `ListenExample`."
+    "Normalise a `Clip`, a dict (a `datasets` row too) or a `ListenExample` into a `ListenExample`."
     if isinstance(x, ListenExample): return x
     if hasattr(x, 'path') and hasattr(x, 'transcript'):  # a corpus Clip
-        return ListenExample([x.path], default_prompt, x.transcript)
+        return ListenExample([x.path], default_prompt, x.transcript, getattr(x, 'label', None))
     if not isinstance(x, dict):
         raise CollateError(f"cannot collate a {type(x).__name__}; pass Clip records or dicts with "
-                           "'audio' and 'transcript' (or 'answer') keys.")
+                           "'audio' and 'transcript' (or 'answer', or 'text') keys.")
     a = x.get('audio', x.get('audios', x.get('path')))
     audios = [] if a is None else list(a) if isinstance(a, (list, tuple)) else [a]
     prompt = x.get('prompt') or x.get('instruction') or default_prompt
-    return ListenExample(audios, prompt, x.get('answer', x.get('transcript')))
+    return ListenExample(audios, prompt, x.get('answer', x.get('transcript', x.get('text'))), x.get('origin'))
+
+def _which(ex)->str:
+    "How a message names example `ex`: where it was written, else its clips."
+    if ex.origin: return f"the example from {ex.origin}"
+    names = [f"'{a}'" if isinstance(a, (str, Path)) else f"'{a['path']}'" if isinstance(a, dict) and a.get('path') else 'samples'
+             for a in ex.audios]
+    return f"the example with clip{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else f"the example {(ex.prompt or ex.answer or '')[:40]!r}"
 
 # %% ../nbs/06_collate.ipynb #e71eaa49
-def clip_features(audio,                   # a path, or mono float32 samples at `fe.sampling_rate`
+def _as_source(audio):
+    "A `datasets` value that only names a file, as that file's path (so the cache serves it); anything else as it is."
+    if isinstance(audio, dict) and audio.get('array') is None and not audio.get('bytes') and audio.get('path'): return audio['path']
+    return audio
+
+def clip_features(audio,                   # a path, a `datasets` Audio value, or mono float32 samples at `fe.sampling_rate`
                   fe,                      # a WhisperFeatureExtractor
                   cache:AudioCache|None=None, # decode/feature cache for paths
                   auto_resample:bool=False,   # resample files at another rate instead of refusing them
                   max_seconds:float=30.,      # truncate longer clips
                  )->np.ndarray:               # `(n_mels, frames)` float32, 100 frames a second
     "Log-mel features of one clip, cut to the clip's own length."
+    audio = _as_source(audio)
     if isinstance(audio, (str, Path)) and not Path(audio).exists(): raise AudioNotFound(f"audio not found: {audio}")
     if isinstance(audio, (str, Path)) and cache is not None:
         return cache.features(audio, fe, auto_resample, max_seconds)   # cached already cut to the clip (`trim=True`)
-    if isinstance(audio, (str, Path)):
+    if isinstance(audio, (str, Path, dict)):   # a file, or a datasets value with its own rate: the sample-rate policy applies
         wav, _ = load_audio(audio, fe.sampling_rate, auto_resample, max_seconds)
         mel = log_mel(wav, fe)
     else:
@@ -93,27 +107,76 @@ class ListenCollator:
         return cls(model.tokenizer, model.feature_extractor, model.audio_tokens, model.audio_token, **kwargs)
 
 # %% ../nbs/06_collate.ipynb #4ffa4be8
+class _Holes:
+    "User texts put aside while a template renders: `hole(text)` is the placeholder that stands for `text`."
+    def __init__(self): self.texts = []
+    def hole(self, text:str)->str: self.texts.append(text); return f'\ue000{len(self.texts) - 1}\ue001'
+    def fill(self, rendered:str)->list:
+        "`rendered` as (text, is_user) pieces, each hole replaced by its text."
+        out, pos = [], 0
+        for m in re.finditer('\ue000(\\d+)\ue001', rendered):
+            out += [(rendered[pos:m.start()], False), (self.texts[int(m.group(1))], True)]; pos = m.end()
+        return [p for p in out + [(rendered[pos:], False)] if p[0]]
+
+_ADDED = {}  # id(tokenizer) -> (its length, a regex of its added tokens)
+
+def _added_tokens(tok)->re.Pattern:
+    "A regex matching any of `tok`'s added tokens (`<|im_end|>`, `<|AUDIO|>`, ...), longest first."
+    n, rx = _ADDED.get(id(tok), (None, None))
+    if n != len(tok):
+        added = sorted(tok.get_added_vocab(), key=len, reverse=True)
+        rx = re.compile('|'.join(map(re.escape, added)) if added else r'(?!x)x')
+        _ADDED[id(tok)] = (len(tok), rx)
+    return rx
+
+def tokenize_pieces(tok, pieces)->list[int]:
+    "Token ids of `pieces`: the template's added tokens as themselves; all text between them, the user's included, with special-looking text split."
+    rx, ids, buf = _added_tokens(tok), [], []
+    def flush():
+        if buf: ids.extend(tok(''.join(buf), add_special_tokens=False, split_special_tokens=True).input_ids); buf.clear()
+    for text, user in pieces:
+        if user: buf.append(text); continue
+        pos = 0
+        for m in rx.finditer(text):
+            buf.append(text[pos:m.start()]); flush(); ids.append(tok.convert_tokens_to_ids(m.group())); pos = m.end()
+        buf.append(text[pos:])
+    flush()
+    return ids
+
+def _cut_after(pieces:list, eot:str|None)->list:
+    "`pieces` up to the first `eot` in the template's text (never inside the user's), that token included."
+    out = []
+    for text, user in pieces:
+        if not user and eot and eot in text: return out + [(text[:text.index(eot) + len(eot)], False)]
+        out.append((text, user))
+    return out
+
 @patch_to(ListenCollator)
-def texts(self, ex:ListenExample)->tuple[str, str|None]:
-    "The prompt text (with one placeholder per clip) and the answer text (ending with the end-of-turn token)."
+def pieces(self, ex:ListenExample)->tuple[list, list|None]:
+    "The prompt (one placeholder per clip) and the answer (ending with the end-of-turn token) as (text, is_user) pieces."
     n_marks = ex.prompt.count(self.audio_token)
     if n_marks and n_marks != len(ex.audios):
         raise CollateError(f"prompt {ex.prompt!r} has {n_marks} {self.audio_token} markers but {len(ex.audios)} clips "
                            f"were given; use one marker per clip, or none to put the clips first.")
-    user = ex.prompt if n_marks else ''.join(f'{self.audio_token}\n' for _ in ex.audios) + ex.prompt
+    h = _Holes()
+    user = (self.audio_token.join(h.hole(t) for t in ex.prompt.split(self.audio_token)) if n_marks
+            else ''.join(f'{self.audio_token}\n' for _ in ex.audios) + h.hole(ex.prompt))
     if not self.tok.chat_template:
-        return user + '\n', None if ex.answer is None else ex.answer + self.tok.eos_token
-    msgs = ([{'role': 'system', 'content': self.system}] if self.system else []) + [{'role': 'user', 'content': user}]
+        return h.fill(user + '\n'), None if ex.answer is None else h.fill(h.hole(ex.answer) + self.tok.eos_token)
+    msgs = ([{'role': 'system', 'content': h.hole(self.system)}] if self.system else []) + [{'role': 'user', 'content': user}]
     prompt = self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    if ex.answer is None: return prompt, None
-    full = self.tok.apply_chat_template(msgs + [{'role': 'assistant', 'content': ex.answer}], tokenize=False)
+    if ex.answer is None: return h.fill(prompt), None
+    full = self.tok.apply_chat_template(msgs + [{'role': 'assistant', 'content': h.hole(ex.answer)}], tokenize=False)
     if not full.startswith(prompt):
         raise CollateError("the tokenizer's chat template renders the conversation differently with and without "
                            "the answer, so the answer cannot be located; pass system= or use a template without that.")
-    answer = full[len(prompt):]
-    eot = self.tok.eos_token
-    if eot and eot in answer: answer = answer[:answer.index(eot) + len(eot)]
-    return prompt, answer
+    return h.fill(prompt), _cut_after(h.fill(full[len(prompt):]), self.tok.eos_token)
+
+@patch_to(ListenCollator)
+def texts(self, ex:ListenExample)->tuple[str, str|None]:
+    "The prompt text (with one placeholder per clip) and the answer text (ending with the end-of-turn token)."
+    p, a = self.pieces(ex)
+    return ''.join(t for t, _ in p), None if a is None else ''.join(t for t, _ in a)
 
 # %% ../nbs/06_collate.ipynb #38761b63
 @patch_to(ListenCollator)
@@ -127,10 +190,9 @@ def encode(self, x, for_generation:bool=False)->dict:
     feats = [clip_features(a, self.fe, self.cache, self.auto_resample, self.max_seconds) for a in ex.audios]
     key = (ex.prompt, len(ex.audios), ex.answer, self.system)
     if key not in self._ids:
-        prompt, answer = self.texts(ex)
+        prompt, answer = self.pieces(ex)
         if len(self._ids) >= 100_000: self._ids.clear()
-        self._ids[key] = (self.tok(prompt, add_special_tokens=False).input_ids,
-                          [] if answer is None else self.tok(answer, add_special_tokens=False).input_ids)
+        self._ids[key] = (tokenize_pieces(self.tok, prompt), [] if answer is None else tokenize_pieces(self.tok, answer))
     prompt_ids, ans = self._ids[key]
     ids, k = [], 0
     for t in prompt_ids:
@@ -138,7 +200,7 @@ def encode(self, x, for_generation:bool=False)->dict:
         else: ids.append(t)
     if self.max_length and len(ids) + len(ans) > self.max_length:
         if len(ids) >= self.max_length:
-            raise CollateError(f"the prompt and audio of an example take {len(ids)} tokens, more than max_length="
+            raise CollateError(f"the prompt and audio of {_which(ex)} take {len(ids)} tokens, more than max_length="
                                f"{self.max_length}; shorten the clips (max_seconds) or raise max_length.")
         ans = ans[:self.max_length - len(ids)]
     return {'input_ids': ids + ans, 'labels': [-100] * len(ids) + ans, 'features': feats}
@@ -168,37 +230,44 @@ def __call__(self, examples:list,            # Clip records, dicts or ListenExam
         out.update(input_features=x, feature_attention_mask=fm)
     return out
 
+def _seconds(audio, sr:int, max_s:float)->float:
+    "A clip's length in seconds from its header or its samples (at most `max_s`), without decoding it."
+    audio = _as_source(audio)
+    try:
+        if isinstance(audio, (str, Path)): secs = sf.info(str(audio)).duration
+        elif isinstance(audio, dict) and audio.get('array') is not None: secs = len(audio['array']) / audio['sampling_rate']
+        elif isinstance(audio, dict): secs = sf.info(io.BytesIO(audio['bytes'])).duration
+        else: secs = len(audio) / sr
+    except Exception: secs = max_s
+    return min(secs, max_s)
+
 @patch_to(ListenCollator)
 def length(self, x)->int:
     "Approximate tokens of an example (for grouping batches by length) without decoding its audio."
     ex = as_example(x, self.prompt)
     n = len(ex.prompt) // 3 + len(ex.answer or '') // 3 + 30
-    for a in ex.audios:
-        if isinstance(a, (str, Path)):
-            try: secs = min(sf.info(str(a)).duration, self.max_seconds)
-            except Exception: secs = self.max_seconds
-        else: secs = min(len(a) / self.fe.sampling_rate, self.max_seconds)
-        n += self.audio_tokens(math.ceil(secs * 100))
+    for a in ex.audios: n += self.audio_tokens(math.ceil(_seconds(a, self.fe.sampling_rate, self.max_seconds) * 100))
     return n
 
 # %% ../nbs/06_collate.ipynb #b4a784e8
 @dataclass
 class AudioLmExample:
     "One normalised example for an audio-language model: clips, the user's question (None: prose), the answer."
-    audios:list            # paths or float32 waveforms (may be empty)
+    audios:list            # paths, `datasets` Audio values or float32 waveforms (may be empty)
     prompt:str|None        # the question; None for prose, whose text is all answer
     answer:str|None=None   # what to learn (None when generating)
+    origin:str|None=None   # where it was written ('talk.dlm:12'), for messages
 
 def as_audio_lm_example(x, default_prompt:str='Transcribe the audio.')->AudioLmExample:
     "Normalise a document `Example`, a `Clip`, a dict (`{'text': ...}` is prose) or a `ListenExample`."
     if isinstance(x, AudioLmExample): return x
     if hasattr(x, 'kind') and hasattr(x, 'clips'):  # an audio_lm.document.Example
-        if x.kind == 'prose': return AudioLmExample([], None, x.target)
-        return AudioLmExample([c.path for c in x.clips], x.prompt or default_prompt, x.target)
+        if x.kind == 'prose': return AudioLmExample([], None, x.target, x.origin or None)
+        return AudioLmExample([c.path for c in x.clips], x.prompt or default_prompt, x.target, x.origin or None)
     if isinstance(x, dict) and 'text' in x and not {'audio', 'audios', 'path', 'answer', 'transcript'} & set(x):
-        return AudioLmExample([], None, x['text'])
+        return AudioLmExample([], None, x['text'], x.get('origin'))
     e = as_example(x, default_prompt)
-    return AudioLmExample(e.audios, e.prompt, e.answer)
+    return AudioLmExample(e.audios, e.prompt, e.answer, e.origin)
 
 # %% ../nbs/06_collate.ipynb #4bc32e61
 def qwen2_audio_tokens(n_frames:int)->int:
@@ -239,83 +308,112 @@ class AudioLmCollator:
 @patch_to(AudioLmCollator)
 def waveform(self, audio)->np.ndarray:
     "Mono float32 samples of a clip at the processor's rate: decoded under the sample-rate policy, cut to `max_seconds`."
+    audio = _as_source(audio)
     if isinstance(audio, (str, Path)):
         if not Path(audio).is_file(): raise AudioNotFound(f"audio not found: {audio}")
         load = self.cache.load if self.cache is not None else load_audio
         wav, _ = load(audio, self.sr, self.auto_resample, self.max_seconds)
+    elif isinstance(audio, dict): wav, _ = load_audio(audio, self.sr, self.auto_resample, self.max_seconds)
     else: wav = np.asarray(audio, np.float32)[:int(self.max_seconds * self.sr)]
     n = int(self.min_seconds * self.sr)
     return np.pad(wav, (0, n - len(wav))) if len(wav) < n else wav
 
 # %% ../nbs/06_collate.ipynb #de44ebe2
 @patch_to(AudioLmCollator)
-def messages(self, ex:AudioLmExample)->list:
+def messages(self, ex:AudioLmExample,
+             put=lambda t: t, # how user text goes into a message (`_Holes.hole` to render with holes)
+            )->list:
     "The chat messages of `ex`'s question: an audio item per clip, where `<|AUDIO|>` markers put them, else first."
     parts = ex.prompt.split(self.audio_token)
     if len(parts) > 1 and len(parts) - 1 != len(ex.audios):
         raise CollateError(f"prompt {ex.prompt!r} has {len(parts) - 1} {self.audio_token} markers but {len(ex.audios)} clips "
                            "were given; use one marker per clip, or none to put the clips first.")
-    if len(parts) == 1: content = [{'type': 'audio'} for _ in ex.audios] + [{'type': 'text', 'text': ex.prompt}]
+    if len(parts) == 1: content = [{'type': 'audio'} for _ in ex.audios] + [{'type': 'text', 'text': put(ex.prompt)}]
     else:
         content = []
         for i, t in enumerate(parts):
             if i: content.append({'type': 'audio'}); t = t.lstrip('\n')  # the template ends each clip's line
-            if t: content.append({'type': 'text', 'text': t})
-    return ([{'role': 'system', 'content': self.system}] if self.system else []) + [{'role': 'user', 'content': content}]
+            if t: content.append({'type': 'text', 'text': put(t)})
+    return ([{'role': 'system', 'content': put(self.system)}] if self.system else []) + [{'role': 'user', 'content': content}]
 
 @patch_to(AudioLmCollator)
-def texts(self, ex:AudioLmExample)->tuple[str, str|None]:
-    "The prompt text and the answer text (which ends with the end-of-turn token); prose is all answer."
-    if ex.answer and self.audio_token in ex.answer:
-        raise CollateError(f"the text {ex.answer[:40]!r} contains the audio placeholder {self.audio_token}, which only a question "
-                           "may hold (one per clip); remove it from the answer or prose.")
-    if ex.prompt is None: return '', None if ex.answer is None else ex.answer + (self.tok.eos_token or '')
-    msgs = self.messages(ex)
+def pieces(self, ex:AudioLmExample)->tuple[list, list|None]:
+    "The prompt and the answer (ending with the end-of-turn token) as (text, is_user) pieces; prose is all answer."
+    h = _Holes()
+    if ex.prompt is None: return [], None if ex.answer is None else h.fill(h.hole(ex.answer) + (self.tok.eos_token or ''))
+    msgs = self.messages(ex, h.hole)
     prompt = self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    if ex.answer is None: return prompt, None
-    full = self.processor.apply_chat_template(msgs + [{'role': 'assistant', 'content': ex.answer}], tokenize=False)
+    if ex.answer is None: return h.fill(prompt), None
+    full = self.processor.apply_chat_template(msgs + [{'role': 'assistant', 'content': h.hole(ex.answer)}], tokenize=False)
     if not full.startswith(prompt):
         raise CollateError("the processor's chat template renders the conversation differently with and without "
                            "the answer, so the answer cannot be located; pass system= or use a template without that.")
     answer = full[len(prompt):]
-    eot = next((t for t in ('<|im_end|>', self.tok.eos_token) if t and t in answer), None)
-    return prompt, answer[:answer.index(eot) + len(eot)] if eot else answer
+    eot = next((t for t in ('<|im_end|>', self.tok.eos_token) if t and t in re.sub('\ue000\\d+\ue001', '', answer)), None)
+    return h.fill(prompt), _cut_after(h.fill(answer), eot)
+
+@patch_to(AudioLmCollator)
+def texts(self, ex:AudioLmExample)->tuple[str, str|None]:
+    "The prompt text and the answer text (which ends with the end-of-turn token); prose is all answer."
+    p, a = self.pieces(ex)
+    return ''.join(t for t, _ in p), None if a is None else ''.join(t for t, _ in a)
 
 # %% ../nbs/06_collate.ipynb #11771343
+@patch_to(AudioLmCollator)
+def _ids(self, e:AudioLmExample)->tuple[list, list]:
+    "Token ids of `e`'s prompt (one `<|AUDIO|>` per clip) and answer, memoised per text."
+    memo = self.__dict__.setdefault('_memo', {})
+    key = (e.prompt, len(e.audios), e.answer, self.system)
+    if key not in memo:
+        p, a = self.pieces(e)
+        if len(memo) >= 100_000: memo.clear()
+        memo[key] = (tokenize_pieces(self.tok, p), [] if a is None else tokenize_pieces(self.tok, a))
+    return memo[key]
+
 @patch_to(AudioLmCollator)
 def __call__(self, examples:list,            # document Examples, Clips, dicts, ListenExamples or AudioLmExamples
              for_generation:bool=False,      # prompts only (no answers, no labels), left-padded
             )->dict:
-    "Collate `examples` with one processor call into `input_ids`, `attention_mask`, `input_features`, `feature_attention_mask`, `labels`."
+    "Collate `examples` into `input_ids`, `attention_mask`, `input_features`, `feature_attention_mask`, `labels`."
     exs = [as_audio_lm_example(x, self.prompt) for x in examples]
-    if for_generation: exs = [AudioLmExample(e.audios, e.prompt or '', None) for e in exs]
+    if for_generation: exs = [AudioLmExample(e.audios, e.prompt or '', None, e.origin) for e in exs]
     for e in exs:
         if e.answer is None and not for_generation:
             raise CollateError(f"example with prompt {e.prompt!r} has no answer to learn; give it a 'transcript' or "
                                "'answer', or collate with for_generation=True.")
-    pairs = [self.texts(e) for e in exs]
+    ids_of = [self._ids(e) for e in exs]
     waves = [self.waveform(a) for e in exs for a in e.audios]
-    kw = dict(text=[p + (a or '') for p, a in pairs], return_tensors='pt', padding=True,
-              padding_side='left' if for_generation else 'right', return_offsets_mapping=not for_generation)
-    if waves: kw.update(audio=waves, sampling_rate=self.sr)
-    enc = dict(self.processor(**kw))
-    if for_generation: return enc
-    ids, am, off = enc['input_ids'], enc['attention_mask'], enc.pop('offset_mapping')
-    labels = torch.full_like(ids, -100)
-    for i, (_, a) in enumerate(pairs):
-        real = am[i].bool()
-        start = int(off[i][real][:, 1].max()) - len(a)    # the answer is the row's last len(a) characters
-        scored = real & (off[i][:, 1] > start)
-        labels[i][scored] = ids[i][scored]
+    enc, n_ph = {}, []
+    if waves:
+        f = self.fe(waves, sampling_rate=self.sr, return_attention_mask=True, padding='max_length', return_tensors='pt')
+        enc.update(input_features=f['input_features'], feature_attention_mask=f['attention_mask'])
+        n_ph = [qwen2_audio_tokens(int(n)) for n in f['attention_mask'].sum(-1)]
+    rows, k = [], 0
+    for e, (p, a) in zip(exs, ids_of):
+        ids = []
+        for t in p:
+            if t == self.audio_token_id: ids += [t] * n_ph[k]; k += 1
+            else: ids.append(t)
+        if self.max_length and not for_generation and len(ids) + len(a) > self.max_length:
+            if len(ids) >= self.max_length:
+                raise CollateError(f"the prompt and audio of {_which(e)} take {len(ids)} tokens, more than max_length="
+                                   f"{self.max_length}; shorten the clips (max_seconds) or raise training.sequence_len.")
+            a = a[:self.max_length - len(ids)]
+        rows.append((ids, a))
+    if k != len(waves): raise CollateError(f"the chat template wrote {k} {self.audio_token} placeholders for {len(waves)} clips; "
+                                           "use the processor's own chat template.")
+    L = max(len(p) + len(a) for p, a in rows)
+    pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+    ids = torch.full((len(rows), L), pad, dtype=torch.long)
+    am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+    for i, (p, a) in enumerate(rows):
+        n = len(p) + len(a); s = slice(L - n, L) if for_generation else slice(0, n)
+        ids[i, s] = torch.tensor(p + a, dtype=torch.long); am[i, s] = 1
+        labels[i, s] = torch.tensor([-100] * len(p) + a, dtype=torch.long)
     labels[torch.isin(ids, torch.tensor(self.audio_ids))] = -100  # never a placeholder, whatever the text
-    enc['labels'] = labels
-    if self.max_length and ids.shape[1] > self.max_length:
-        first = [int((l != -100).nonzero()[0]) if (l != -100).any() else int(m.sum()) for l, m in zip(labels, am)]
-        if max(first) >= self.max_length:
-            raise CollateError(f"the prompt and audio of an example take {max(first)} tokens, more than max_length="
-                               f"{self.max_length}; shorten the clips (max_seconds) or raise training.sequence_len.")
-        for k in ('input_ids', 'attention_mask', 'labels'): enc[k] = enc[k][:, :self.max_length]
-    return enc
+    out = {'input_ids': ids, 'attention_mask': am, **enc}
+    if not for_generation: out['labels'] = labels
+    return out
 
 @patch_to(AudioLmCollator)
 def length(self, x)->int:
@@ -323,9 +421,5 @@ def length(self, x)->int:
     ex = as_audio_lm_example(x, self.prompt)
     n = (len(ex.prompt or '') + len(ex.answer or '')) // 3 + (30 if ex.prompt is not None else 1)
     for a in ex.audios:
-        if isinstance(a, (str, Path)):
-            try: secs = sf.info(str(a)).duration
-            except Exception: secs = self.max_seconds
-        else: secs = len(a) / self.sr
-        n += qwen2_audio_tokens(math.ceil(max(self.min_seconds, min(secs, self.max_seconds)) * 100)) + 8
+        n += qwen2_audio_tokens(math.ceil(max(self.min_seconds, _seconds(a, self.sr, self.max_seconds)) * 100)) + 8
     return n

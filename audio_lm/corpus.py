@@ -4,20 +4,21 @@
 
 # %% ../nbs/01_corpus.ipynb #91ff6b0c
 from __future__ import annotations
-import csv, fnmatch, os, random, shutil, subprocess, tempfile
+import csv, fnmatch, os, posixpath, random, shutil, subprocess, tempfile
 from collections import Counter
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
-from .audio import (AUDIO_EXTS, AudioLmError, AudioError, read_audio, resample, save_audio, atomic_write,
-                            load_audio, file_sha256)
+from .audio import (AUDIO_EXTS, AudioLmError, AudioError, AudioEmpty, read_audio, resample, save_audio, atomic_write,
+                            load_audio, file_sha256, is_audio_file, probe_audio)
 
 # %% auto #0
 __all__ = ['SKIP_REASONS', 'ACCENTS', 'VARIANTS', 'DEFAULT_VOICES', 'DIGITS', 'METADATA_FIELDS', 'Clip', 'CorpusError',
-           'FolderScan', 'read_folder', 'corpus_text', 'split_voices', 'EspeakMissing', 'espeak_path', 'espeak',
-           'synth_corpus', 'corpus_summary', 'format_summary', 'to_dataset', 'from_dataset', 'add_commands']
+           'TextEncodingError', 'decode_text', 'FolderScan', 'read_folder', 'corpus_text', 'split_voices',
+           'EspeakMissing', 'espeak_path', 'espeak', 'synth_corpus', 'corpus_summary', 'format_summary', 'to_dataset',
+           'from_dataset', 'add_commands']
 
 # %% ../nbs/01_corpus.ipynb #2db200ab
 @dataclass
@@ -30,72 +31,161 @@ class Clip:
     source:str|None=None      # where the clip came from
     sha256:str|None=None      # content hash of the audio bytes
     split:str|None=None       # 'train', 'test', ...
+    sample_rate:int|None=None # native rate of the audio, Hz
+    label:str|None=None       # how messages name the clip: its path as the user wrote it (default: `path`)
 
     def to_dict(self): return asdict(self)
+    @property
+    def name(self)->str: return self.label or str(self.path)
 
-# %% ../nbs/01_corpus.ipynb #8b1cfd16
-SKIP_REASONS = ('no_transcript', 'empty_transcript', 'unreadable', 'over_size', 'over_max_files')
-
+# %% ../nbs/01_corpus.ipynb #ff269c6b
 class CorpusError(AudioLmError, ValueError):
     "A problem with a corpus folder or its options."
 
+class TextEncodingError(CorpusError):
+    "A text file that is not UTF-8 text: `problem` says what is wrong, `line` where (1-based)."
+    def __init__(self, name, problem:str, line:int=1):
+        super().__init__(f"text file '{name}' {problem}"); self.problem, self.line = problem, line
+
+_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16'))
+
+def decode_text(raw:bytes, # the file's bytes
+                name,      # how messages name the file (its path as the user wrote it)
+               )->str:     # the text, without a byte-order mark
+    "`raw` decoded as UTF-8 (a leading byte-order mark removed), or a `TextEncodingError` naming `name` and the fix."
+    fix = "save it as UTF-8 (e.g. iconv -f <encoding> -t UTF-8)"
+    for bom, enc in _BOMS:
+        if raw.startswith(bom): raise TextEncodingError(name, f"is {enc}, not UTF-8 (it starts with a {enc} byte-order mark); {fix}.")
+    if b'\x00' in raw:
+        raise TextEncodingError(name, f"holds NUL bytes (UTF-16 or UTF-32 saved without a byte-order mark?); {fix}.",
+                                raw[:raw.index(b'\x00')].count(b'\n') + 1)
+    try: text = raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        guess = 'cp1252 or Latin-1?' if 0x80 <= raw[e.start] <= 0xff else 'not text?'
+        raise TextEncodingError(name, f"is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} ({guess}); {fix}.",
+                                raw[:e.start].count(b'\n') + 1) from None
+    if '\ufffd' in text:
+        raise TextEncodingError(name, "holds U+FFFD replacement characters, left by an earlier wrong decode; restore the original "
+                                "characters from the source.", text[:text.index('\ufffd')].count('\n') + 1)
+    return text
+
+# %% ../nbs/01_corpus.ipynb #8b1cfd16
+SKIP_REASONS = ('no_transcript', 'empty_transcript', 'bad_transcript', 'unreadable', 'no_samples', 'over_size', 'over_max_files')
+
 def _match(rel:str, pats)->bool:
-    "Does the relative posix path `rel` match any of the glob patterns `pats`?"
+    "Does the relative posix path `rel` match any of the glob patterns `pats` (in any case)?"
+    rel = rel.lower()
     for p in pats:
-        if fnmatch.fnmatch(rel, p): return True
-        if p.startswith('**/') and fnmatch.fnmatch(rel, p[3:]): return True
+        p = p.lower()
+        if fnmatch.fnmatchcase(rel, p): return True
+        if p.startswith('**/') and fnmatch.fnmatchcase(rel, p[3:]): return True
     return False
 
 @dataclass
 class FolderScan:
-    "What `read_folder` found: the clips, every file it saw, and skip counts by reason."
+    "What `read_folder` found: the clips, every file it saw, skip counts by reason, and the files that are not clips."
     clips:list; file_count:int; skipped:Counter
+    sidecars:int=0                                 # transcript files among the files seen
+    others:list=field(default_factory=list)        # files seen that are neither audio nor a sidecar
+    problems:list=field(default_factory=list)      # one line per file skipped for a fault of its own
+
+def _sidecars(files)->dict:
+    "(folder, stem) -> its transcript file: `stem.txt`, else the same name in another case (`SA1.TXT`)."
+    out = {}
+    for p in files:
+        if p.suffix.lower() == '.txt' and (p.suffix == '.txt' or (p.parent, p.stem) not in out): out[(p.parent, p.stem)] = p
+    return out
 
 def read_folder(path,                 # folder to scan (recursively)
-                include=('**/*',),    # glob patterns of files to consider, relative to `path`
+                include=('**/*',),    # glob patterns of files to consider, relative to `path` (any case)
                 exclude=(),           # glob patterns to leave out
                 max_files:int|None=None,         # stop taking clips after this many
                 max_bytes_per_file:int|None=None, # skip audio files larger than this
-                check_audio:bool=True, # read each clip's header (duration; unreadable files are skipped)
-                source:str|None=None,  # recorded in each clip's `source` (default: the folder)
+                check_audio:bool=True, # read each clip's header (duration, rate; broken files are skipped)
+                source:str|None=None,  # the folder as the user wrote it: each clip's `source`, and its `label`'s start
                )->FolderScan:
-    "Every audio file under `path` with a non-empty sibling `<stem>.txt` becomes a `Clip`."
+    "Every audio file under `path` with a non-empty UTF-8 sibling `<stem>.txt` becomes a `Clip`; every other file is counted."
     root = Path(path)
     if not root.is_dir(): raise CorpusError(f"corpus folder not found: {root}; create it or fix the path.")
     include, exclude = [include] if isinstance(include, str) else list(include), [exclude] if isinstance(exclude, str) else list(exclude)
-    files = sorted(p for p in root.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
-    files = [p for p in files if _match(p.relative_to(root).as_posix(), include) and not _match(p.relative_to(root).as_posix(), exclude)]
-    clips, skipped = [], Counter({r: 0 for r in SKIP_REASONS})
+    every = sorted(p for p in root.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
+    files = [p for p in every if _match(p.relative_to(root).as_posix(), include) and not _match(p.relative_to(root).as_posix(), exclude)]
+    side = _sidecars(every)
+    audio_stems = {(p.parent, p.stem) for p in every if is_audio_file(p)}
+    source = str(root) if source is None else source
+    name = lambda p: posixpath.join(source, p.relative_to(root).as_posix())
+    scan = FolderScan([], len(files), Counter({r: 0 for r in SKIP_REASONS}))
+    def skip(reason, problem=None):
+        scan.skipped[reason] += 1
+        if problem: scan.problems.append(problem)
     for p in files:
-        if p.suffix.lower() not in AUDIO_EXTS: continue
-        txt = p.with_suffix('.txt')
-        if not txt.exists(): skipped['no_transcript'] += 1; continue
-        text = txt.read_text(encoding='utf-8', errors='replace').strip()
-        if not text: skipped['empty_transcript'] += 1; continue
-        if max_bytes_per_file is not None and p.stat().st_size > max_bytes_per_file: skipped['over_size'] += 1; continue
-        dur = None
+        if not is_audio_file(p):
+            if p.suffix.lower() == '.txt' and (p.parent, p.stem) in audio_stems: scan.sidecars += 1   # a transcript, never prose
+            else: scan.others.append(p)
+            continue
+        txt = side.get((p.parent, p.stem))
+        if txt is None: skip('no_transcript'); continue
+        try: text = decode_text(txt.read_bytes(), name(txt)).strip()
+        except TextEncodingError as e: skip('bad_transcript', str(e)); continue
+        if not text: skip('empty_transcript'); continue
+        if max_bytes_per_file is not None and p.stat().st_size > max_bytes_per_file: skip('over_size'); continue
+        head = None
         if check_audio:
-            try: info = sf.info(str(p)); dur = info.frames / info.samplerate
-            except Exception: skipped['unreadable'] += 1; continue
-            if not dur: skipped['unreadable'] += 1; continue
-        if max_files is not None and len(clips) >= max_files: skipped['over_max_files'] += 1; continue
-        clips.append(Clip(str(p), text, duration=dur, source=source or str(root)))
-    return FolderScan(clips, len(files), skipped)
+            try: head = probe_audio(p, name(p))
+            except AudioEmpty as e: skip('no_samples', str(e)); continue
+            except AudioError as e: skip('unreadable', str(e)); continue
+        if max_files is not None and len(scan.clips) >= max_files: skip('over_max_files'); continue
+        scan.clips.append(Clip(str(p), text, duration=head and head.duration, source=source,
+                               sample_rate=head and head.sr, label=name(p)))
+    return scan
 
 # %% ../nbs/01_corpus.ipynb #f71d6998
 ACCENTS = ('en-us', 'en-gb', 'en-gb-scotland', 'en-gb-x-rp', 'en-gb-x-gbclan', 'en-gb-x-gbcwmd', 'en-029')
 VARIANTS = ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f2', 'f3', 'f4')
 DEFAULT_VOICES = tuple(f'{a}+{v}' for a in ACCENTS for v in VARIANTS)
 DIGITS = 'zero one two three four five six seven eight nine'.split()
-_SUBJ = 'the cat|a dog|my friend|the teacher|a small bird|the old man|her brother|the robot'.split('|')
-_VERB = 'sees|likes|finds|carries|paints|opens|follows|counts'.split('|')
-_OBJ = 'the red box|a green door|seven apples|the blue car|two books|a bright lamp|the long road|three stones'.split('|')
-_WHEN = 'today|every morning|at night|on sunday|after lunch|again'.split('|')
+_DET = 'the my your her his our their this that every'.split()
+_ADJ = ('small large old young red green blue yellow black white brown grey bright dark quiet noisy happy sad tired busy '
+        'clever gentle brave lazy funny strange famous tiny heavy warm cold wet dry clean dirty empty fresh sharp soft '
+        'smooth rough sweet round square narrow wide tall short hungry angry calm proud shy silly wooden golden silver '
+        'broken hidden lucky careful curious friendly polite honest rich poor modern ancient simple purple orange pink '
+        'striped spotted tidy messy pretty lovely noble humble fierce loud bold cheerful grumpy sleepy wild rusty shiny '
+        'fancy plain dusty').split()
+_WHO = ('teacher farmer doctor sailor baker driver painter singer student neighbour captain pilot nurse artist writer '
+        'soldier king queen child girl boy woman man brother sister mother father uncle aunt friend stranger cat dog '
+        'horse bird fox rabbit mouse lion tiger bear wolf duck goat sheep cow frog owl monkey robot giant dragon '
+        'waiter gardener fisherman miller hunter tailor priest merchant shepherd clown poet').split()
+_THING = ('box door car book lamp stone apple letter basket bottle chair table window ladder bicycle camera clock kettle '
+          'hammer pencil map ticket umbrella blanket candle coin drum guitar jacket key mirror needle pillow rope shovel '
+          'spoon suitcase trumpet violin wagon whistle bucket carpet cup envelope feather flag flower glove hat helmet '
+          'lantern mask net parcel plate ribbon ring saddle scarf shell sock tent torch tray vase wallet bowl brush comb '
+          'fork knife jar mug nail bell sack crate barrel paddle oar anchor compass telescope kite puzzle statue').split()
+_VERB = ('found carried painted opened followed counted lifted washed fixed sold bought dropped pushed pulled watched '
+         'borrowed cleaned hid packed moved kicked caught threw dragged chased wrapped folded broke built drew filled '
+         'emptied measured weighed polished repaired stole signed spotted touched guarded shared mended returned rolled '
+         'shook stacked swept tied traded unlocked lost kept showed sketched hammered sorted labelled buried').split()
+_PREP = 'near behind under beside inside across past through towards into'.split()
+_PLACE = ('garden kitchen market station river bridge forest hill harbour library museum school church village city castle '
+          'farm field lake beach island valley mountain tower street square park bakery factory hospital theatre stadium '
+          'airport desert cave cellar attic barn meadow orchard pond canal mill workshop warehouse courtyard palace '
+          'cottage').split()
+_TIME = ('today|yesterday|at dawn|at noon|at midnight|every morning|every evening|on monday|on tuesday|on wednesday|'
+         'on thursday|on friday|on saturday|on sunday|after lunch|before dinner|in the spring|in the summer|in the autumn|'
+         'in the winter|last night|last week|once again|slowly|quickly|quietly|carefully|at sunset|at sunrise|tomorrow').split('|')
+
+def _sentence(rng:random.Random)->str:
+    "One sentence of the `sentences` grammar: who did what to which thing, maybe where, maybe when."
+    c = rng.choice
+    words = [c(_DET)] + ([c(_ADJ)] if rng.random() < .6 else []) + [c(_WHO), c(_VERB), c(_DET)] \
+            + ([c(_ADJ)] if rng.random() < .6 else []) + [c(_THING)]
+    if rng.random() < .6: words += [c(_PREP), 'the', c(_PLACE)]
+    if rng.random() < .5: words += [c(_TIME)]
+    return ' '.join(words)
 
 def corpus_text(rng:random.Random, kind:str='digits')->str:
     "One random transcript of `kind` ('digits' or 'sentences')."
     if kind == 'digits': return ' '.join(rng.choice(DIGITS) for _ in range(rng.randint(3, 6)))
-    if kind == 'sentences': return f"{rng.choice(_SUBJ)} {rng.choice(_VERB)} {rng.choice(_OBJ)} {rng.choice(_WHEN)}"
+    if kind == 'sentences': return _sentence(rng)
     raise CorpusError(f"unknown corpus kind {kind!r}; use 'digits' or 'sentences'.")
 
 def split_voices(voices, test_frac:float=0.2, seed:int=0)->tuple[list, list]:
@@ -127,6 +217,23 @@ def espeak(text:str, out, voice:str='en-us', speed:int=160, pitch:int=50)->Path:
 # %% ../nbs/01_corpus.ipynb #8ebbfa93
 METADATA_FIELDS = ('file', 'transcript', 'speaker', 'split', 'duration', 'speed', 'pitch')
 
+def _plan(n, voices, kind, seed, test_frac):
+    "Each clip's (split, voice, text, speed, pitch), from one seeded generator."
+    train_v, test_v = split_voices(list(voices), test_frac, seed); rng = random.Random(seed)
+    said = {'train': set(), 'test': set()}
+    for i in range(n):
+        split = 'test' if test_v and (i % 5 == 4 or not train_v) else 'train'
+        voice = rng.choice(test_v if split == 'test' else train_v)
+        text = corpus_text(rng, kind)
+        if kind == 'sentences':  # held-out sentences: never said in both splits
+            other = said['train' if split == 'test' else 'test']
+            for _ in range(1000):
+                if text not in other: break
+                text = corpus_text(rng, kind)
+            else: raise CorpusError("could not find a sentence the other split does not use; use fewer clips.")
+            said[split].add(text)
+        yield split, voice, text, rng.randint(140, 190), rng.randint(35, 65)
+
 def synth_corpus(out_dir,            # folder to write clips, sidecars and metadata.csv into
                  n:int=100,          # number of clips
                  voices=DEFAULT_VOICES, # espeak-ng voices 'accent+variant' to draw from
@@ -136,42 +243,30 @@ def synth_corpus(out_dir,            # folder to write clips, sidecars and metad
                  test_frac:float=0.2, # share of voices held out for the test split
                  progress:bool=True, # show a progress bar
                 )->list:             # the clips, with `split` set to 'train' or 'test'
-    "Synthesize `n` transcribed clips with espeak-ng, split train/test by held-out voice."
+    "Synthesize `n` transcribed clips with espeak-ng, split train/test by held-out voice (and, for sentences, held-out text)."
     if n < 0: raise CorpusError(f"synth_corpus needs n >= 0 clips, got {n}.")
     if sr <= 0: raise CorpusError(f"sample rate must be a positive number of Hz, got {sr}; 16000 suits Whisper-style encoders, 24000 the SNAC codec.")
     espeak_path(); corpus_text(random.Random(0), kind)
     voices = list(voices or DEFAULT_VOICES)
     if not voices: raise CorpusError("synth_corpus needs at least one voice.")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    train_v, test_v = split_voices(voices, test_frac, seed)
-    rng = random.Random(seed); clips = []
+    plan = list(_plan(n, voices, kind, seed, test_frac)); clips = []
     with tempfile.TemporaryDirectory() as td:
-        for i in tqdm(range(n), desc=f'espeak-ng {kind}', disable=not progress, leave=False):
-            split = 'test' if test_v and (i % 5 == 4 or not train_v) else 'train'
-            voice = rng.choice(test_v if split == 'test' else train_v)
-            text, speed, pitch = corpus_text(rng, kind), rng.randint(140, 190), rng.randint(35, 65)
+        for i, (split, voice, text, speed, pitch) in enumerate(tqdm(plan, desc=f'espeak-ng {kind}', disable=not progress, leave=False)):
             raw = espeak(text, Path(td)/'raw.wav', voice, speed, pitch)
             wav, native = read_audio(raw)
             wav = resample(wav[:, 0], native, sr)
             stem = f'{kind}_{i:05d}'
             save_audio(out/f'{stem}.wav', wav, sr)
             atomic_write(out/f'{stem}.txt', lambda p, t=text: Path(p).write_text(t + '\n', encoding='utf-8'))
-            clips.append(Clip(str(out/f'{stem}.wav'), text, voice, round(len(wav)/sr, 3), source=str(out), split=split))
+            clips.append(Clip(str(out/f'{stem}.wav'), text, voice, round(len(wav)/sr, 3), source=str(out), split=split, sample_rate=sr))
     def w(p):
         with open(p, 'w', newline='', encoding='utf-8') as f:
             wr = csv.writer(f); wr.writerow(METADATA_FIELDS)
-            for c, (sp, pi) in zip(clips, _settings(n, voices, kind, seed, test_frac)):
+            for c, (*_, sp, pi) in zip(clips, plan):
                 wr.writerow([Path(c.path).name, c.transcript, c.speaker, c.split, c.duration, sp, pi])
     atomic_write(out/'metadata.csv', w)
     return clips
-
-def _settings(n, voices, kind, seed, test_frac):
-    "Replay the generator of `synth_corpus` to recover each clip's (speed, pitch)."
-    train_v, test_v = split_voices(list(voices), test_frac, seed); rng = random.Random(seed)
-    for i in range(n):
-        split = 'test' if test_v and (i % 5 == 4 or not train_v) else 'train'
-        rng.choice(test_v if split == 'test' else train_v); corpus_text(rng, kind)
-        yield rng.randint(140, 190), rng.randint(35, 65)
 
 # %% ../nbs/01_corpus.ipynb #e5c73a1e
 def corpus_summary(clips)->dict:
@@ -201,33 +296,55 @@ def to_dataset(clips, # `Clip` records with audio paths
     rows[audio_col] = [c.path for c in clips]
     return Dataset.from_dict(rows).cast_column(audio_col, Audio(sampling_rate=sampling_rate, decode=False))
 
+def _row_audio(i:int, a, out, target:int|None, auto_resample:bool)->tuple[str, str, int]:
+    "The file (written to `out` when the value holds data or needs another rate), its name and its rate, for row `i`."
+    if isinstance(a, str): a = {'path': a}
+    if not isinstance(a, dict) or (a.get('array') is None and not a.get('bytes') and not a.get('path')):
+        raise CorpusError(f"row {i} of the dataset has no audio (got {type(a).__name__}); give a path, {{'path', 'bytes'}} or "
+                          "{'array', 'sampling_rate'} in the audio column.")
+    name = a.get('path') or f'row {i}'
+    def to(suffix:str)->Path:
+        if out is None: raise CorpusError(f"row {i} of the dataset holds its audio as data (or at another rate than {target} Hz); "
+                                          "pass out_dir to write it to files.")
+        return Path(out)/f'{i:06d}{suffix}'
+    is_file = a.get('array') is None and not a.get('bytes')
+    if is_file:
+        sr = probe_audio(a['path'], name).sr
+        if target is None or sr == target: return a['path'], name, sr
+    elif target is None and a.get('bytes'):   # keep the encoded file as it is: its format and its rate
+        suffix = Path(a.get('path') or 'x.wav').suffix or '.wav'
+        p = atomic_write(to(suffix), lambda t, b=a['bytes']: Path(t).write_bytes(b))
+        return str(p), name, probe_audio(p, name).sr
+    wav, info = load_audio(a, target or int(a.get('sampling_rate') or 0), auto_resample or target is None, None, name)
+    return str(save_audio(to('.wav'), wav, info.sr)), name, info.sr
+
 def from_dataset(ds,                   # a `datasets.Dataset` with an audio and a text column
                  audio_col:str='audio', text_col:str='text',
                  speaker_col:str|None=None, # column of speaker names, if any
-                 out_dir=None,         # where to write audio that is embedded as bytes or arrays
+                 out_dir=None,         # where to write audio held as data (bytes, arrays) or resampled
+                 sampling_rate:int|None=None, # the rate every clip must have (default: the Audio column's, else each clip's own)
+                 auto_resample:bool=False,    # resample clips at another rate instead of refusing them
                 )->list:
-    "Clips from a `datasets.Dataset`, writing embedded audio to `out_dir`."
+    "Clips from a `datasets.Dataset`, whatever form its audio values take, writing audio held as data to `out_dir`."
     from datasets import Audio
     for col in (audio_col, text_col) + ((speaker_col,) if speaker_col else ()):
         if col not in ds.column_names:
             raise CorpusError(f"dataset has no column {col!r} (columns: {', '.join(ds.column_names)}); pass the right audio_col/text_col.")
-    if isinstance(ds.features[audio_col], Audio): ds = ds.cast_column(audio_col, Audio(decode=False))
+    feat = ds.features[audio_col]
+    if isinstance(feat, Audio):
+        if sampling_rate is None and feat.sampling_rate: sampling_rate, auto_resample = feat.sampling_rate, True
+        ds = ds.cast_column(audio_col, Audio(decode=False))
     clips = []
     for i, row in enumerate(ds):
-        a, path = row[audio_col], None
-        if isinstance(a, str): path = a
-        elif isinstance(a, dict) and a.get('bytes'):
-            if out_dir is None: raise CorpusError("dataset audio is embedded as bytes; pass out_dir to write it to files.")
-            suffix = Path(a.get('path') or 'x.wav').suffix or '.wav'
-            path = str(atomic_write(Path(out_dir)/f'{i:06d}{suffix}', lambda p, b=a['bytes']: Path(p).write_bytes(b)))
-        elif isinstance(a, dict) and a.get('array') is not None:
-            if out_dir is None: raise CorpusError("dataset audio is given as arrays; pass out_dir to write it to files.")
-            path = str(save_audio(Path(out_dir)/f'{i:06d}.wav', np.asarray(a['array'], np.float32), a['sampling_rate']))
-        elif isinstance(a, dict) and a.get('path'): path = a['path']
-        else: raise CorpusError(f"row {i} of the dataset has no audio in column {audio_col!r}.")
-        info = sf.info(path)
-        clips.append(Clip(path, str(row[text_col]).strip(), row[speaker_col] if speaker_col else None,
-                          round(info.frames/info.samplerate, 3), source='datasets'))
+        text = row[text_col]
+        if not isinstance(text, str) or not text.strip():
+            raise CorpusError(f"row {i} of the dataset has no text in column {text_col!r} (got {text!r}); fill it in or drop the row.")
+        if '\x00' in text or '\ufffd' in text:
+            raise CorpusError(f"the text of row {i} holds a NUL or U+FFFD character, the mark of a wrong decode; fix the "
+                              f"dataset's {text_col!r} column.")
+        path, name, sr = _row_audio(i, row[audio_col], out_dir, sampling_rate, auto_resample)
+        clips.append(Clip(path, text.strip(), row[speaker_col] if speaker_col else None, round(probe_audio(path, name).duration, 3),
+                          source='datasets', sample_rate=sr, label=name))
     return clips
 
 # %% ../nbs/01_corpus.ipynb #dc0760f8

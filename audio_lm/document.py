@@ -4,23 +4,23 @@
 
 # %% ../nbs/02_document.ipynb #e75ae977
 from __future__ import annotations
-import os, re, reprlib, time
+import os, posixpath, re, reprlib, time
 from collections import Counter
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
-import soundfile as sf
 import yaml
-from .audio import AUDIO_EXTS, AudioLmError, atomic_write
+from .audio import AudioLmError, AudioError, AudioSampleRateMismatch, atomic_write, probe_audio, rate_mismatch_message
 from .bases import MODALITIES, BASES, BaseNameError, UnknownBase, check_base_name, modality_of
-from .corpus import Clip, SKIP_REASONS, read_folder, _match
+from .corpus import Clip, SKIP_REASONS, TextEncodingError, decode_text, read_folder
 from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['DLM_VERSION', 'ULID_RE', 'TOP_KEYS', 'TRAINING_KEYS', 'AUDIO_KEYS', 'SOURCE_KEYS', 'SECTION_TYPES', 'FENCE_RE',
-           'FENCE_ATTRS', 'EXAMPLE_KINDS', 'TEXT_EXTS', 'DocumentError', 'FrontmatterError', 'FenceError',
-           'SourceError', 'ClipNotFound', 'new_ulid', 'AudioSettings', 'Source', 'TrainingConfig', 'Prose',
-           'Instruction', 'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text', 'load_document', 'scaffold',
-           'init_document', 'Example', 'SourceReport', 'Resolved']
+           'FENCE_ATTRS', 'EXAMPLE_KINDS', 'AUDIO_SKIPS', 'TEXT_SKIPS', 'TEXT_EXTS', 'DocumentError',
+           'FrontmatterError', 'FenceError', 'SourceError', 'ClipNotFound', 'new_ulid', 'AudioSettings', 'Source',
+           'TrainingConfig', 'Prose', 'Instruction', 'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text',
+           'load_document', 'scaffold', 'init_document', 'Example', 'SourceReport', 'Resolved', 'pinned_rate',
+           'in_user_terms']
 
 # %% ../nbs/02_document.ipynb #4bf6d1eb
 class DocumentError(AudioLmError, ValueError):
@@ -71,8 +71,9 @@ def _base_name(name, what:str='base_model')->str:
 # %% ../nbs/02_document.ipynb #5cc9a042
 @dataclass
 class AudioSettings:
-    "`training.audio`: the sample-rate policy."
-    auto_resample:bool=False  # resample clips whose rate differs from the base's instead of refusing them
+    "`training.audio`: the sample-rate policy, the same for every recipe."
+    auto_resample:bool=False   # resample clips whose rate differs from the base's instead of refusing them
+    drop_mismatched:bool=False # leave such clips (and their examples) out of training, counted in `show`, instead
 
 @dataclass
 class Source:
@@ -112,7 +113,7 @@ class TrainingConfig:
 # %% ../nbs/02_document.ipynb #65dc7e9e
 TOP_KEYS = ('dlm_id', 'dlm_version', 'base_model', 'system_prompt', 'training')
 TRAINING_KEYS = tuple(f.name for f in fields(TrainingConfig))
-AUDIO_KEYS = ('auto_resample',)
+AUDIO_KEYS = tuple(f.name for f in fields(AudioSettings))
 SOURCE_KEYS = ('path', 'include', 'exclude', 'max_files', 'max_bytes_per_file')
 
 class _V:
@@ -191,9 +192,12 @@ def _validate_training(v:_V, t)->TrainingConfig:
         elif k == 'sources_policy': kw[k] = v.choice(x, key, name, ('permissive', 'strict'))
         elif k == 'audio':
             a = v.mapping({} if x is None else x, key, AUDIO_KEYS, 'training.audio')
-            ar = a.get('auto_resample', False)
-            if not isinstance(ar, bool): v.fail(key + ('auto_resample',), f"training.audio.auto_resample must be true or false, not {_show(ar)}.")
-            kw[k] = AudioSettings(ar)
+            for ak, av in a.items():
+                if not isinstance(av, bool): v.fail(key + (ak,), f"training.audio.{ak} must be true or false, not {_show(av)}.")
+            if a.get('auto_resample') and a.get('drop_mismatched'):
+                v.fail(key + ('drop_mismatched',), "training.audio sets both auto_resample and drop_mismatched; choose one: resample "
+                                                   "clips at another sample rate, or leave them out.")
+            kw[k] = AudioSettings(**a)
         elif k == 'sources':
             if x is None: x = []
             if not isinstance(x, list): v.fail(key, f"training.sources must be a list of directives like - path: ./corpus, not {_show(x)}.")
@@ -234,6 +238,8 @@ def _validate_frontmatter(v:_V, meta)->dict:
     except DocumentError as e: v.fail(('base_model',), str(e))
     sp = meta.get('system_prompt')
     if sp is not None and not isinstance(sp, str): v.fail(('system_prompt',), f"system_prompt must be a string, not {_show(sp)}.")
+    if sp is not None and ('\x00' in sp or '\ufffd' in sp):
+        v.fail(('system_prompt',), "system_prompt holds a NUL or U+FFFD character, the mark of a wrong decode; write the text itself.")
     return dict(dlm_id=i.upper(), dlm_version=ver, base_model=base, system_prompt=sp,
                 training=_validate_training(v, meta.get('training')))
 
@@ -467,6 +473,9 @@ def parse_text(text:str,  # the whole document
     "Parse and validate a `.dlm` document."
     where = _where(path)
     text = str(text).lstrip('\ufeff').replace('\r\n', '\n').replace('\r', '\n')
+    for ch, what in (('\x00', "a NUL character (is the file UTF-16? save it as UTF-8)"),
+                     ('\ufffd', "a U+FFFD replacement character, left by an earlier wrong decode; restore the original text")):
+        if ch in text: raise DocumentError(f"the document holds {what}.", where, text[:text.index(ch)].count('\n') + 1)
     lines = text.split('\n')
     if lines[0].rstrip() != '---':
         raise FrontmatterError("a .dlm document must start with a '---' line opening its YAML frontmatter "
@@ -483,10 +492,8 @@ def load_document(path)->Document:
     "Read and parse the `.dlm` file at `path`."
     p = Path(path)
     if not p.is_file(): raise DocumentError(f"document not found: {p}; check the path or create one with audio-lm init {p}.")
-    raw = p.read_bytes()
-    try: text = raw.decode('utf-8')
-    except UnicodeDecodeError as e:
-        raise DocumentError(f"the file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8.", str(p), raw[:e.start].count(b'\n') + 1) from None
+    try: text = decode_text(p.read_bytes(), p)
+    except TextEncodingError as e: raise DocumentError(f"the document {e.problem}", str(p), e.line) from None
     return parse_text(text, p)
 
 # %% ../nbs/02_document.ipynb #76825424
@@ -537,7 +544,7 @@ def dumps(self)->str:
     meta = {'dlm_id': self.dlm_id, 'dlm_version': self.dlm_version, 'base_model': self.base_model}
     if self.system_prompt is not None: meta['system_prompt'] = self.system_prompt
     t = _non_default(self.training, TrainingConfig())
-    if 'audio' in t: t['audio'] = asdict(t['audio'])
+    if 'audio' in t: t['audio'] = _non_default(t['audio'], AudioSettings())
     if 'sources' in t:
         t['sources'] = [{'path': s.path, **_non_default(s, Source(s.path))} for s in t['sources']]
     if t: meta['training'] = t
@@ -581,6 +588,8 @@ def init_document(path,               # the `.dlm` file to write
 
 # %% ../nbs/02_document.ipynb #95c6c76d
 EXAMPLE_KINDS = ('transcription', 'audio_question', 'instruction', 'prose')
+AUDIO_SKIPS = SKIP_REASONS + ('sample_rate',)               # why a source's audio file is not a clip
+TEXT_SKIPS = ('bad_encoding', 'empty', 'over_size', 'outside') # why a source's text file is not prose
 
 @dataclass
 class Example:
@@ -589,28 +598,41 @@ class Example:
     target:str              # what the model learns to produce: transcript, answer or text
     prompt:str|None=None    # the question, for 'audio_question' and 'instruction'
     clips:list=field(default_factory=list)  # `Clip`s (absolute `path`; `sha256` once ingested)
-    origin:str=''           # where it came from: 'doc.dlm:12' or a source file
+    origin:str=''           # where it came from, as the user wrote it: 'doc.dlm:12' or './corpus/a.wav'
 
 @dataclass
 class SourceReport:
-    "Provenance of one source directive."
+    "Provenance of one source directive: every file it matched, taken or counted under a reason."
     path:str; resolved:str; line:int=0
-    file_count:int=0    # files matched by include/exclude
-    audio_count:int=0   # clips taken
-    text_count:int=0    # .txt/.md files taken as prose (transcript sidecars never are)
-    skipped:dict=field(default_factory=lambda: {r: 0 for r in SKIP_REASONS})
+    file_count:int=0       # files matched by include/exclude
+    audio_count:int=0      # clips taken
+    transcript_count:int=0 # .txt sidecars of audio files (transcripts, never prose)
+    text_count:int=0       # .txt/.md files taken as prose
+    ignored_count:int=0    # other files (neither audio nor text)
+    skipped:dict=field(default_factory=lambda: {r: 0 for r in AUDIO_SKIPS})      # audio files by reason
+    skipped_text:dict=field(default_factory=lambda: {r: 0 for r in TEXT_SKIPS})  # text files by reason
+
+    def accounted(self)->int:
+        "Files taken or counted: always `file_count`."
+        return (self.audio_count + sum(self.skipped.values()) + self.transcript_count + self.text_count
+                + sum(self.skipped_text.values()) + self.ignored_count)
 
     def to_dict(self)->dict:
-        "The JSON shape `show` prints: counts plus `skipped_audio_<reason>` for every reason."
+        "The JSON shape `show` prints: counts plus `skipped_audio_<reason>` and `skipped_text_<reason>` for every reason."
         return {'path': self.path, 'resolved': self.resolved, 'file_count': self.file_count,
-                'audio_count': self.audio_count, 'text_count': self.text_count,
-                **{f'skipped_audio_{r}': int(self.skipped.get(r, 0)) for r in SKIP_REASONS}}
+                'audio_count': self.audio_count, 'transcript_count': self.transcript_count, 'text_count': self.text_count,
+                'ignored_count': self.ignored_count,
+                **{f'skipped_audio_{r}': int(self.skipped.get(r, 0)) for r in AUDIO_SKIPS},
+                **{f'skipped_text_{r}': int(self.skipped_text.get(r, 0)) for r in TEXT_SKIPS}}
 
 @dataclass
 class Resolved:
-    "A document resolved against the file system: examples, every clip, provenance."
+    "A document resolved against the file system: examples, every clip, provenance, and what is wrong."
     examples:list; clips:list; sources:list
-    missing:list=field(default_factory=list)  # inline clips not found (only when not checking)
+    missing:list=field(default_factory=list)   # inline clips not found (only when not checking)
+    problems:list=field(default_factory=list)  # one line per fault, naming the file as the user wrote it
+    dropped:list=field(default_factory=list)   # clips left out for their sample rate (`drop_mismatched`), as written
+    where:dict=field(default_factory=dict)     # clip path -> 'doc.dlm:LINE' of its fence (inline clips)
 
     @property
     def duration(self)->float: return sum(c.duration or 0 for c in self.clips)
@@ -624,16 +646,8 @@ def _inside(p:Path, root:Path)->bool:
     try: p.resolve().relative_to(root.resolve()); return True
     except ValueError: return False
 
-def _source_texts(root:Path, src:Source)->list[Path]:
-    "Text files of a source folder that are not transcript sidecars, matched like `read_folder` matches audio."
-    files = sorted(p for p in root.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
-    audio_stems = {(p.parent, p.stem) for p in files if p.suffix.lower() in AUDIO_EXTS}
-    return [p for p in files if p.suffix.lower() in TEXT_EXTS
-            and not (p.suffix.lower() == '.txt' and (p.parent, p.stem) in audio_stems)
-            and _match(p.relative_to(root).as_posix(), src.include) and not _match(p.relative_to(root).as_posix(), src.exclude)]
-
-def _read_source(doc:Document, src:Source, i:int)->tuple[list, list, SourceReport]:
-    "Clips, prose examples and the report of source directive `i`."
+def _read_source(doc:Document, src:Source, i:int)->tuple[list, list, SourceReport, list]:
+    "Clips, prose examples, the report and the problems of source directive `i`."
     where, root, strict = _where(doc.path), doc.root, doc.training.sources_policy == 'strict'
     folder = (root / Path(src.path).expanduser())
     if strict and not _inside(folder, root):
@@ -649,18 +663,23 @@ def _read_source(doc:Document, src:Source, i:int)->tuple[list, list, SourceRepor
                               "document's folder, which sources_policy: strict forbids; replace the link with the file or set "
                               "sources_policy: permissive.", where, src.line)
         c.path = str(Path(c.path).absolute())
-    prose = []
-    for p in _source_texts(folder, src):
-        if src.max_bytes_per_file is not None and p.stat().st_size > src.max_bytes_per_file: continue
-        if strict and not _inside(p, root): continue
-        text = _trim(p.read_text(encoding='utf-8', errors='replace'))
-        if text: prose.append(Example('prose', text, origin=str(p.absolute())))
-    rep = SourceReport(src.path, str(folder.resolve()), src.line, scan.file_count, len(scan.clips), len(prose), dict(scan.skipped))
-    return scan.clips, prose, rep
+    rep = SourceReport(src.path, str(folder.resolve()), src.line, scan.file_count, len(scan.clips), scan.sidecars,
+                       skipped={**{r: 0 for r in AUDIO_SKIPS}, **scan.skipped})
+    prose, problems = [], list(scan.problems)
+    for p in scan.others:  # not audio, not a transcript: prose if it is text, else ignored
+        if p.suffix.lower() not in TEXT_EXTS: rep.ignored_count += 1; continue
+        name = posixpath.join(src.path, p.relative_to(folder).as_posix())
+        if src.max_bytes_per_file is not None and p.stat().st_size > src.max_bytes_per_file: rep.skipped_text['over_size'] += 1; continue
+        if strict and not _inside(p, root): rep.skipped_text['outside'] += 1; continue
+        try: text = _trim(decode_text(p.read_bytes(), name))
+        except TextEncodingError as e: rep.skipped_text['bad_encoding'] += 1; problems.append(str(e)); continue
+        if not text: rep.skipped_text['empty'] += 1; continue
+        prose.append(Example('prose', text, origin=name)); rep.text_count += 1
+    return scan.clips, prose, rep, problems
 
 # %% ../nbs/02_document.ipynb #bb7d681a
-def _clip_of(doc:Document, a:Audio, check:bool)->Clip|None:
-    "The `Clip` of inline fence `a`, or None when it is missing and `check` is off."
+def _clip_of(doc:Document, a:Audio, check:bool, problems:list)->Clip|None:
+    "The `Clip` of inline fence `a` (None when it is missing and `check` is off); a broken clip raises, or is listed in `problems`."
     where, root = _where(doc.path), doc.root
     p = root / Path(a.path).expanduser()
     if doc.training.sources_policy == 'strict' and not _inside(p, root):
@@ -670,42 +689,89 @@ def _clip_of(doc:Document, a:Audio, check:bool)->Clip|None:
         if check: raise ClipNotFound(f"audio clip {a.path!r} not found (resolved to {p.absolute()}); put the file there or fix the "
                                      "path in the ::audio:: fence.", where, a.line)
         return None
-    try: info = sf.info(str(p)); dur = info.frames / info.samplerate
-    except Exception as e:
-        if check: raise DocumentError(f"audio clip {a.path!r} could not be read as audio ({_show(str(e))}); re-export it as WAV "
-                                      "or FLAC.", where, a.line) from None
-        dur = None
-    return Clip(str(p.absolute()), a.transcript, a.speaker, dur, source=f'{Path(where).name}:{a.line}')
+    head = None
+    try: head = probe_audio(p, a.path)
+    except AudioError as e:
+        if check: raise DocumentError(str(e), where, a.line) from None
+        problems.append(f"{where}:{a.line}: {e}")
+    return Clip(str(p.absolute()), a.transcript, a.speaker, head and head.duration, source=f'{where}:{a.line}',
+                sample_rate=head and head.sr, label=a.path)
+
+def pinned_rate(base:str)->int|None:
+    "The sample rate base `base` hears or speaks: the registry's, or its modality's default base's for `hf:` names."
+    if base in BASES: return BASES[base].sample_rate
+    m = modality_of(base)
+    return BASES[MODALITIES[m].default_base].sample_rate if m else None
 
 @patch_to(Document)
-def resolve(self, check:bool=True, # raise on a missing inline clip (False: list it in `missing`, as `show` does)
+def resolve(self, check:bool=True, # raise on the first problem (False: list them all, as `show` does)
            )->Resolved:
-    "Resolve clips and sources into training examples and provenance."
-    where = Path(_where(self.path)).name
-    examples, clips, missing, group = [], [], [], []
+    "Resolve clips and sources into training examples and provenance, applying the sample-rate policy."
+    where = _where(self.path)
+    examples, clips, missing, group, problems, loc = [], [], [], [], [], {}
     def flush_group():
         for c, o in group: examples.append(Example('transcription', c.transcript, None, [c], o))
         group.clear()
     for s in self.sections:
         o = f'{where}:{s.line}'
         if isinstance(s, Audio):
-            c = _clip_of(self, s, check)
+            c = _clip_of(self, s, check, problems)
             if c is None: missing.append(s.path)
-            else: clips.append(c); group.append((c, o))
+            else: clips.append(c); group.append((c, o)); loc.setdefault(c.path, o)
         elif isinstance(s, Instruction):
             gc = [c for c, _ in group]; group.clear()
             for q, a in s.pairs: examples.append(Example('audio_question' if gc else 'instruction', a, q, list(gc), o))
         else:
             flush_group(); examples.append(Example('prose', s.text, origin=o))
     flush_group()
-    reports = []
+    reports, owner = [], {}
     for i, src in enumerate(self.training.sources):
-        cs, prose, rep = _read_source(self, src, i)
-        clips += cs; reports.append(rep); examples += prose
-        examples += [Example('transcription', c.transcript, None, [c], c.path) for c in cs]
-    return Resolved(examples, clips, reports, missing)
+        cs, prose, rep, probs = _read_source(self, src, i)
+        clips += cs; reports.append(rep); examples += prose; problems += probs
+        examples += [Example('transcription', c.transcript, None, [c], c.name) for c in cs]
+        owner.update({id(c): rep for c in cs})
+    res = Resolved(examples, clips, reports, missing, problems, where=loc)
+    self._apply_rate_policy(res, check, owner)
+    return res
 
 @patch_to(Document)
 def examples(self)->list:
     "The training examples (every clip must exist)."
     return self.resolve().examples
+
+# %% ../nbs/02_document.ipynb #3abd3906
+@patch_to(Document)
+def _apply_rate_policy(self, res:Resolved, check:bool,
+                       owner:dict): # id of a source clip -> the `SourceReport` of its directive
+    "Refuse, or leave out (`drop_mismatched`), the clips of `res` whose sample rate is not the base's."
+    pinned, policy = pinned_rate(self.base_model), self.training.audio
+    if pinned is None or policy.auto_resample: return
+    off = [c for c in res.clips if c.sample_rate is not None and c.sample_rate != pinned]
+    if not off: return
+    if policy.drop_mismatched:
+        gone = {id(c) for c in off}
+        res.dropped = list(dict.fromkeys(c.name for c in off))
+        res.examples = [e for e in res.examples if not any(id(c) in gone for c in e.clips)]
+        res.clips = [c for c in res.clips if id(c) not in gone]
+        for c in off:
+            if id(c) in owner: owner[id(c)].audio_count -= 1; owner[id(c)].skipped['sample_rate'] += 1
+        return
+    msgs = list(dict.fromkeys((f"{c.source}: " if id(c) not in owner else '') + rate_mismatch_message(c.name, c.sample_rate, pinned)
+                              for c in off))
+    if check:
+        more = f" ({len(msgs) - 1} more clips are at other rates; audio-lm show lists them)" if len(msgs) > 1 else ''
+        raise AudioSampleRateMismatch(msgs[0] + more)
+    res.problems += msgs
+
+# %% ../nbs/02_document.ipynb #972b584c
+def in_user_terms(err:Exception, # an error raised while reading stored copies of the clips
+                  names:dict,    # stored path -> (the clip's label, its fence 'doc.dlm:LINE' or None)
+                 )->Exception:   # `err` itself, its message in the user's names
+    "Rewrite `err`'s message so it names each stored file as the user wrote it (and the fence's line)."
+    msg, loc = str(err), None
+    for stored in sorted((s for s in names if s and s in msg), key=len, reverse=True):
+        label, w = names[stored]
+        msg, loc = msg.replace(stored, label), loc or w
+    if loc and not msg.startswith(f'{loc}: '): msg = f'{loc}: {msg}'
+    if msg != str(err): err.args = (msg,) + tuple(err.args[1:])
+    return err

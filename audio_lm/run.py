@@ -8,7 +8,7 @@ import csv, hashlib, json, math, os, shutil
 from pathlib import Path
 from .audio import AudioLmError, AudioNotFound, atomic_write
 from .bases import BASES, get_base, modality_of, UnknownBase
-from .document import load_document
+from .document import load_document, in_user_terms
 from .store import Store, ingest, commit_version, reject_version, add_break_lock_arg
 from .models import Base, check_weights
 from .train import TrainConfig, Recipe, fit, plot_run
@@ -97,6 +97,11 @@ def format_summary(s:dict)->str:
 class RunExists(AudioLmError):
     "An interrupted run exists and the user did not say whether to resume it."
 
+def _close_progress_bars():
+    "Close the progress bars an error left open (tqdm keeps them in `_instances`)."
+    from tqdm import tqdm
+    for b in list(getattr(tqdm, '_instances', ())): b.close()
+
 def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->TrainConfig:
     t = doc.training
     cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate,
@@ -135,15 +140,20 @@ def train_document(path,                      # a `.dlm` document
         if fresh and run_dir.exists(): shutil.rmtree(run_dir)
         rep = ingest(doc, store, resolved)
         blob = {c.path: str(store.blob(c.sha256, verify=False)) for c in rep.clips if c.sha256}
+        names = {blob[c.path]: (c.name, resolved.where.get(c.path)) for c in rep.clips if c.path in blob}  # stored copy -> the user's words
         examples = rep.examples
         train_ex, eval_ex = split_examples(examples, seed=doc.training.seed)
         for e in train_ex + eval_ex:
             for c in e.clips: c.path = blob.get(c.path, c.path)
         recipe_kind = recipe_of(doc.base_model)
-        base = recipe_kind.load(doc.base_model)
-        recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
-        cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
-        res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
+        try:
+            base = recipe_kind.load(doc.base_model)
+            recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
+            cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
+            res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
+        except AudioLmError as e:
+            _close_progress_bars()   # the message then starts its own line, not the end of a half-drawn bar
+            raise in_user_terms(e, names)
         ev = res.final_eval
         meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),
                 'eval': {k: v for k, v in ev.items() if k != 'samples'}, 'train_examples': res.n_train,

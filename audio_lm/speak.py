@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
-from .audio import AudioLmError, AudioCache, load_audio, atomic_write
+from .audio import (AudioLmError, AudioError, AudioCache, AudioSampleRateMismatch, load_audio, atomic_write, probe_audio,
+                            rate_mismatch_message)
 from .codec import (SpeechCodec, SpeechTokens, CodecWeightsMissing, SNAC_24KHZ, FRAME_TOKENS, CODEBOOK_SIZE,
                             LLAMA3_LENGTH, find_speech_tokens, dedup_frames, speech_row, decode_speech, save_speech,
                             default_device)
@@ -121,11 +122,11 @@ def _tts_item(e):
     "(path, text, speaker, label) of a transcription `Example` or a corpus `Clip`; else the kind to skip it under."
     kind = getattr(e, 'kind', None)
     if kind is None and hasattr(e, 'transcript'):
-        return (e.path, e.transcript, getattr(e, 'speaker', None), Path(str(e.path)).name), None
+        return (e.path, e.transcript, getattr(e, 'speaker', None), getattr(e, 'label', None) or str(e.path)), None
     if kind != 'transcription': return None, kind or type(e).__name__
     if len(e.clips) != 1: return None, 'transcription without exactly one clip'
-    c = e.clips[0]  # in a store the path is a blob: messages name the file it came from (`origin`)
-    return (c.path, e.target, getattr(c, 'speaker', None), Path(str(e.origin or c.path)).name), None
+    c = e.clips[0]  # in a store the path is a blob: messages name the clip as the user wrote it (`label`)
+    return (c.path, e.target, getattr(c, 'speaker', None), getattr(c, 'label', None) or str(c.path)), None
 
 # %% ../nbs/08a_speak.ipynb #243d4faa
 class _Miss(Exception): pass
@@ -142,6 +143,7 @@ def speech_rows(examples,                # document `Example`s and/or corpus `Cl
                 max_seconds:float|None=30.,  # drop longer clips
                 max_tokens:int|None=None,    # drop longer rows
                 auto_resample:bool=False,    # resample clips that are not at the codec's rate
+                drop_mismatched:bool=False,  # drop such clips (counted) instead of refusing them
                 batch_size:int|None=None,    # clips per codec call (default `codec.batch_size`)
                 verbose:bool=True,           # print the report
                )->tuple[list, SpeechRowsReport]: # rows (dicts of input_ids, labels, attention_mask), report
@@ -159,7 +161,16 @@ def speech_rows(examples,                # document `Example`s and/or corpus `Cl
         else: items.append(item)
     parts = ('v1', codec.fingerprint, codec.sr, max_seconds, bool(auto_resample))
     codes = {}
+    if not auto_resample:  # the sample-rate policy, from the headers, before anything is encoded
+        for i, (path, *_, label) in enumerate(items):
+            try: sr = probe_audio(path, label).sr
+            except AudioError: continue   # reported below, as the decode finds it
+            if sr != codec.sr:
+                err = AudioSampleRateMismatch(rate_mismatch_message(label, sr, codec.sr))
+                if not drop_mismatched: raise err
+                codes[i] = err
     for i, (path, *_) in enumerate(items):  # phase 1: what is cached already
+        if i in codes: continue
         try: codes[i] = _unpack(ac.cached('snac', path, parts, _refuse)); rep.cached += 1
         except _Miss: pass
         except AudioLmError as err: codes[i] = err
@@ -170,7 +181,7 @@ def speech_rows(examples,                # document `Example`s and/or corpus `Cl
         for i in todo[b:b+bs]:
             path = items[i][0]
             try:
-                wav, _ = load_audio(path, codec.sr, auto_resample=auto_resample, max_seconds=None)
+                wav, _ = load_audio(path, codec.sr, auto_resample=auto_resample, max_seconds=None, name=items[i][3])
                 if max_seconds is not None and len(wav) > max_seconds * codec.sr:
                     codes[i] = SpeakError(f"{items[i][3]}: {len(wav)/codec.sr:.1f} s is longer than max_seconds={max_seconds}")
                     codes[i].reason = 'too long'
@@ -255,7 +266,7 @@ def speak_recipe(base:Base,        # a loaded speaking base (`load_speaking`)
         rows, rep = speech_rows(examples, codec, base.tokenizer, spec, cache, dedup=dedup, labels=labels,
                                 speaker_prefix=None if first else bool(state['speakers']), max_seconds=base.spec.max_seconds,
                                 max_tokens=t.sequence_len if t else None, auto_resample=bool(t and t.audio.auto_resample),
-                                verbose=bool(examples))
+                                drop_mismatched=bool(t and t.audio.drop_mismatched), verbose=bool(examples))
         if first:
             state['speakers'] = rep.speakers
             n_clips = rep.examples - sum(rep.skipped.values())

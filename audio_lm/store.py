@@ -409,6 +409,7 @@ def show_info(path, # a `.dlm` file
             'modality': doc.modality, 'direction': direction_of(doc.base_model),
             'sections': sections, 'examples': {k: counts.get(k, 0) for k in EXAMPLE_KINDS},
             'clips': len(res.clips), 'clips_missing': res.missing, 'total_duration_s': round(res.duration, 3),
+            'clips_dropped': res.dropped, 'problems': res.problems,
             'source_directives': [r.to_dict() for r in res.sources],
             'training': doc.training.to_dict(), 'store': Store.for_document(doc).state()}
 
@@ -422,8 +423,17 @@ def format_show(info:dict)->str:
              f"clips     {info['clips']} ({info['total_duration_s']:.1f} s)" + (f"; missing: {', '.join(info['clips_missing'])}" if info['clips_missing'] else '')]
     for d in info['source_directives']:
         skips = ', '.join(f"{k[len('skipped_audio_'):]} {v}" for k, v in d.items() if k.startswith('skipped_audio_') and v)
-        lines.append(f"source    {d['path']}: {d['file_count']} files, {d['audio_count']} clips, {d['text_count']} text"
-                     + (f"; skipped {skips}" if skips else ''))
+        tskips = ', '.join(f"{k[len('skipped_text_'):]} {v}" for k, v in d.items() if k.startswith('skipped_text_') and v)
+        lines.append(f"source    {d['path']}: {d['file_count']} files, {d['audio_count']} clips, {d['transcript_count']} transcripts, "
+                     f"{d['text_count']} text, {d['ignored_count']} other" + (f"; skipped {skips}" if skips else '')
+                     + (f"; text skipped {tskips}" if tskips else ''))
+    if info['clips_dropped']:
+        lines.append(f"dropped   {len(info['clips_dropped'])} clips at another sample rate (training.audio.drop_mismatched): "
+                     + ', '.join(info['clips_dropped'][:5]) + (' ...' if len(info['clips_dropped']) > 5 else ''))
+    if info['problems']:
+        lines.append(f"problems  {len(info['problems'])}")
+        lines += [f"  {p}" for p in info['problems'][:10]]
+        if len(info['problems']) > 10: lines.append(f"  ... and {len(info['problems']) - 10} more (--json lists them all)")
     if not st['exists']: lines.append(f"store     {st['path']} (not created yet: train or audio-lm ingest creates it)")
     else:
         lines.append(f"store     {st['path']}: {st['blobs']} blobs, versions {', '.join(st['versions']) or '(none)'}, "

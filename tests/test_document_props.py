@@ -10,7 +10,8 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 TRICKY_LINES = ['::audio path="x.wav" transcript="y"::', '::prose::', '::instruction::', '::', ':: x', '::Foo bar', '\\::x',
                 '\\\\::y', '### Q', '### A', '### Q  ', '\\### A', '\\\\### Q', '###  Q', '```', '```python', '---', '',
                 '   ', '\t', '"', '\\', '\\"', 'say "hi"', 'ünïcödé ✓ 日本語', 'a\x0bb', '\u2028', '  indented']
-line_chars = st.characters(blacklist_characters='\n\r', blacklist_categories=('Cs',))
+NOT_TEXT = '\x00\ufffd'   # a NUL or U+FFFD in a document is refused (the marks of a wrong decode), so none is generated
+line_chars = st.characters(blacklist_characters='\n\r' + NOT_TEXT, blacklist_categories=('Cs',))
 free_line = st.text(line_chars, max_size=30)
 a_line = st.one_of(st.sampled_from(TRICKY_LINES), free_line)
 
@@ -26,7 +27,7 @@ instruction = st.builds(Instruction, st.lists(st.tuples(block, block), min_size=
 audio = st.builds(Audio, one_line, one_line, st.one_of(st.none(), one_line))
 sections = st.lists(st.one_of(prose, instruction, audio), max_size=6)
 
-names = st.text(st.characters(blacklist_characters='\n\r', blacklist_categories=('Cs',)), min_size=1, max_size=12).filter(lambda s: s.strip())
+names = st.text(st.characters(blacklist_characters='\n\r' + NOT_TEXT, blacklist_categories=('Cs',)), min_size=1, max_size=12).filter(lambda s: s.strip())
 source = st.builds(Source, names, st.lists(names, max_size=3), st.lists(names, max_size=2),
                    st.one_of(st.none(), st.integers(1, 10**6)), st.one_of(st.none(), st.integers(1, 10**9)))
 training = st.builds(
@@ -37,7 +38,7 @@ training = st.builds(
     target_modules=st.one_of(st.just('auto'), st.lists(st.from_regex(r'[a-z_][a-z0-9_.]{0,12}', fullmatch=True), min_size=1, max_size=4)),
     sequence_len=st.integers(1, 1 << 16), micro_batch_size=st.integers(1, 64), grad_accum=st.integers(1, 64),
     learning_rate=st.floats(1e-12, 10.), num_epochs=st.integers(1, 100), max_steps=st.one_of(st.none(), st.integers(1, 10**6)),
-    seed=st.integers(0, 2**32), audio=st.builds(AudioSettings, st.booleans()),
+    seed=st.integers(0, 2**32), audio=st.sampled_from([AudioSettings(), AudioSettings(True, False), AudioSettings(False, True)]),
     sources=st.lists(source, max_size=3), sources_policy=st.sampled_from(['permissive', 'strict']))
 base = st.one_of(st.sampled_from(['qwen2-audio-7b-instruct', 'tiny-listener', 'tiny-speaker', 'orpheus-3b']),
                  st.from_regex(r'[a-z0-9][a-z0-9.+_-]{0,20}', fullmatch=True),
@@ -45,7 +46,7 @@ base = st.one_of(st.sampled_from(['qwen2-audio-7b-instruct', 'tiny-listener', 't
 documents = st.builds(Document,
                       dlm_id=st.builds(new_ulid, st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1)),
                       base_model=base, dlm_version=st.integers(1, DLM_VERSION),
-                      system_prompt=st.one_of(st.none(), st.text(st.characters(blacklist_categories=('Cs',)), max_size=40)),
+                      system_prompt=st.one_of(st.none(), st.text(st.characters(blacklist_characters=NOT_TEXT, blacklist_categories=('Cs',)), max_size=40)),
                       training=training, sections=sections)
 
 @SETTINGS
@@ -94,3 +95,15 @@ def test_mutated_documents_raise_only_document_error(doc, data):
     j = data.draw(st.integers(i, min(len(text), i + 20)))
     ins = data.draw(st.one_of(st.text(max_size=5), st.sampled_from(['"', '\\', '::', '\n', '\n::', '```\n', '### Q\n', ': ', '\n---\n'])))
     check_parse(text[:i] + ins + text[j:])
+
+@SETTINGS
+@given(documents, st.data())
+def test_nul_or_replacement_character_is_refused_at_its_line(doc, data):
+    "A NUL or U+FFFD put anywhere in a document's text is refused with the line it is on, never parsed into a section."
+    text = doc.dumps()
+    i = data.draw(st.integers(0, len(text)))
+    ch = data.draw(st.sampled_from(NOT_TEXT))
+    bad = text[:i] + ch + text[i:]
+    try: parse_text(bad, 'doc.dlm')
+    except DocumentError as e: assert str(e).startswith(f"doc.dlm:{bad[:i].count(chr(10)) + 1}: the document holds a "), str(e)
+    else: raise AssertionError(f"{ch!r} at {i} was accepted")
