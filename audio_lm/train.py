@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #7af66001
 from __future__ import annotations
-import contextlib, json, math, os, random, shutil, sys, tempfile, time
+import contextlib, functools, json, math, os, random, re, shutil, sys, tempfile, time
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -16,8 +16,9 @@ from .audio import AudioLmError, atomic_write
 
 # %% auto #0
 __all__ = ['TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe', 'trainable_state',
-           'load_trainable_state', 'save_checkpoint', 'load_checkpoint', 'normalize_text', 'error_rates', 'evaluate',
-           'TrainResult', 'NonFiniteLoss', 'train_step', 'fit', 'plot_run']
+           'load_trainable_state', 'save_checkpoint', 'load_checkpoint', 'NormalizerMissing',
+           'english_spelling_mapping', 'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss',
+           'train_step', 'fit', 'plot_run']
 
 # %% ../nbs/07_train.ipynb #2861755f
 @dataclass
@@ -180,14 +181,33 @@ def load_checkpoint(path, model, optimizer)->dict:
     if rng['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng['cuda'])
     return json.loads((path/'state.json').read_text())
 
-# %% ../nbs/07_train.ipynb #2e3abf93
-def normalize_text(s:str)->str:
-    "Lower case, punctuation removed, whitespace collapsed: the form WER is computed on."
-    import re
-    return ' '.join(re.sub(r"[^\w\s']", ' ', s.lower()).split())
+# %% ../nbs/07_train.ipynb #711becf1
+class NormalizerMissing(AudioLmError, ImportError):
+    "Whisper's English spelling table is not installed (it comes with the `whisper-normalizer` wheel)."
 
+def english_spelling_mapping()->dict: # British -> American spelling, e.g. 'colour' -> 'color'
+    "Whisper's English spelling table (1,739 words), read from the `whisper-normalizer` wheel's `english.json`."
+    from importlib.resources import files
+    try: f = files('whisper_normalizer')/'normalizers'/'english.json'
+    except ModuleNotFoundError: f = None
+    if f is None or not f.is_file():
+        raise NormalizerMissing("Whisper's English spelling table comes with the whisper-normalizer wheel, which is not "
+                                "installed; install it with `pip install whisper-normalizer`.")
+    return json.loads(f.read_text(encoding='utf-8'))
+
+# %% ../nbs/07_train.ipynb #42be567d
+@functools.lru_cache(maxsize=1)
+def _english_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+    return EnglishTextNormalizer(english_spelling_mapping())
+
+def normalize_text(s:str)->str:
+    "Whisper's English normalisation (numbers as digits, American spelling, no punctuation), then one word per digit."
+    return re.sub(r'(?<=\d)(?=\d)', ' ', _english_normalizer()(s))
+
+# %% ../nbs/07_train.ipynb #9ed60a65
 def error_rates(refs, hyps)->dict:
-    "WER and CER of `hyps` against `refs` (normalized)."
+    "WER and CER of `hyps` against `refs`, both after `normalize_text` (Whisper's English normaliser, digits split)."
     import jiwer
     refs = [normalize_text(r) or '<empty>' for r in refs]; hyps = [normalize_text(h) for h in hyps]
     return {'wer': float(jiwer.wer(refs, hyps)), 'cer': float(jiwer.cer(refs, hyps))}
