@@ -12,12 +12,12 @@ import torch
 from tokenizers import AddedToken
 from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
                           WhisperProcessor, WhisperTokenizerFast)
-from .audio import AudioLmError, audio_lm_home
+from .audio import AudioLmError, audio_lm_home, load_audio
 
 # %% auto #0
 __all__ = ['WhisperWeightsMissing', 'Ct2FormatError', 'whisper_ct2_dir', 'Ct2Model', 'read_ct2', 'ct2_to_hf',
            'whisper_tiny_en_config', 'whisper_tiny_en_generation_config', 'whisper_tiny_en_processor',
-           'convert_whisper_tiny_en', 'whisper_tiny_en_path']
+           'convert_whisper_tiny_en', 'whisper_tiny_en_path', 'load_whisper_tiny_en', 'whisper_transcribe']
 
 # %% ../nbs/04a_whisper.ipynb #bd69fe29
 class WhisperWeightsMissing(AudioLmError, FileNotFoundError):
@@ -219,3 +219,25 @@ def whisper_tiny_en_path(build:bool=True # convert now when there is no current 
     except OSError:
         if current(): return p  # another process published it first
         raise
+
+# %% ../nbs/04a_whisper.ipynb #9c279032
+def load_whisper_tiny_en(dtype=None)->tuple: # (`WhisperForConditionalGeneration` in eval mode, `WhisperProcessor`)
+    "Whisper tiny.en and its processor from the converted snapshot (converted first if there is none)."
+    p = whisper_tiny_en_path()
+    return WhisperForConditionalGeneration.from_pretrained(p, dtype=dtype).eval(), WhisperProcessor.from_pretrained(p)
+
+def whisper_transcribe(clips,               # paths, `Clip` records (anything with `.path`) or 16 kHz mono float32 waveforms
+                       model=None, processor=None, # default: `load_whisper_tiny_en()`
+                       batch_size:int=8,    # clips decoded together
+                       max_new_tokens:int=128,
+                      )->list[str]:         # one transcript per clip, as Whisper writes it (case, punctuation, digits)
+    "Greedy zero-shot transcripts by Whisper tiny.en; each clip's audio is padded (or cut) to 30 s, as Whisper was trained."
+    if model is None or processor is None: model, processor = load_whisper_tiny_en()
+    sr, clips, out = processor.feature_extractor.sampling_rate, list(clips), []
+    def wav(c): return c.astype(np.float32) if isinstance(c, np.ndarray) else load_audio(getattr(c, 'path', c), sr, auto_resample=True)[0]
+    for i in range(0, len(clips), batch_size):
+        x = processor([wav(c) for c in clips[i:i+batch_size]], sampling_rate=sr, return_tensors='pt').input_features
+        with torch.no_grad():
+            ids = model.generate(x.to(model.device, model.dtype), max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        out += [t.strip() for t in processor.batch_decode(ids, skip_special_tokens=True)]
+    return out
