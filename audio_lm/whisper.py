@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_whisper.ipynb #5bc8fbbc
 from __future__ import annotations
-import importlib, importlib.metadata, json, os, shutil, struct, tempfile, time
+import contextlib, importlib, importlib.metadata, json, os, shutil, struct, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 from tokenizers import AddedToken
 from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
                           WhisperProcessor, WhisperTokenizerFast)
+from transformers.utils import logging as hf_logging
 from .audio import AudioLmError, audio_lm_home, load_audio
 
 # %% auto #0
@@ -221,11 +222,22 @@ def whisper_tiny_en_path(build:bool=True # convert now when there is no current 
         raise
 
 # %% ../nbs/04a_whisper.ipynb #9c279032
+@contextlib.contextmanager
+def _quiet_hf():
+    "No loading bars, and no notes from `generate` about its own settings, inside the block."
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars: hf_logging.enable_progress_bar()
+
 def load_whisper_tiny_en(dtype=None)->tuple: # (`WhisperForConditionalGeneration` in eval mode, `WhisperProcessor`)
     "Whisper tiny.en and its processor from the converted snapshot (converted first if there is none)."
     p = whisper_tiny_en_path()
-    return WhisperForConditionalGeneration.from_pretrained(p, dtype=dtype).eval(), WhisperProcessor.from_pretrained(p)
+    with _quiet_hf(): return WhisperForConditionalGeneration.from_pretrained(p, dtype=dtype).eval(), WhisperProcessor.from_pretrained(p)
 
+# %% ../nbs/04a_whisper.ipynb #9194c9a0
 def whisper_transcribe(clips,               # paths, `Clip` records (anything with `.path`) or 16 kHz mono float32 waveforms
                        model=None, processor=None, # default: `load_whisper_tiny_en()`
                        batch_size:int=8,    # clips decoded together
@@ -235,9 +247,10 @@ def whisper_transcribe(clips,               # paths, `Clip` records (anything wi
     if model is None or processor is None: model, processor = load_whisper_tiny_en()
     sr, clips, out = processor.feature_extractor.sampling_rate, list(clips), []
     def wav(c): return c.astype(np.float32) if isinstance(c, np.ndarray) else load_audio(getattr(c, 'path', c), sr, auto_resample=True)[0]
-    for i in range(0, len(clips), batch_size):
-        x = processor([wav(c) for c in clips[i:i+batch_size]], sampling_rate=sr, return_tensors='pt').input_features
-        with torch.no_grad():
-            ids = model.generate(x.to(model.device, model.dtype), max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        out += [t.strip() for t in processor.batch_decode(ids, skip_special_tokens=True)]
+    with _quiet_hf():
+        for i in range(0, len(clips), batch_size):
+            x = processor([wav(c) for c in clips[i:i+batch_size]], sampling_rate=sr, return_tensors='pt').input_features
+            with torch.no_grad():
+                ids = model.generate(x.to(model.device, model.dtype), max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+            out += [t.strip() for t in processor.batch_decode(ids, skip_special_tokens=True)]
     return out
