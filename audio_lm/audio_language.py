@@ -54,11 +54,18 @@ def lora_modules(model, targets)->list[str]:
 def with_lora(model, targets,               # a regex, or names as in `training.target_modules`
               r:int=8, alpha:float=16, dropout:float=0.05, # rank, scale numerator, dropout of the LoRA branch
               seed:int=0,                   # initialisation of the adapters
+              modules_to_save=(),           # modules trained in full next to LoRA (e.g. a projector that starts random)
              ):
-    "`model` wrapped by PEFT with new, trainable LoRA adapters on `targets`; every other weight is frozen."
+    "`model` wrapped by PEFT with new, trainable LoRA adapters on `targets` (and `modules_to_save` in full); the rest frozen."
     from peft import LoraConfig, get_peft_model
     rx = lora_target_regex(targets); lora_modules(model, rx)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=rx, task_type='CAUSAL_LM')
+    names = [n for n, _ in model.named_modules()]
+    for m in modules_to_save:
+        if not any(n == m or n.endswith('.' + m) for n in names):
+            raise AdapterError(f"the base's modules_to_save names '{m}', which is not a module of the model; "
+                               "fix the base's registry entry.")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=rx, task_type='CAUSAL_LM',
+                     modules_to_save=list(modules_to_save) or None)
     with torch.random.fork_rng(devices=[]), quiet_transformers():
         torch.manual_seed(seed)
         return get_peft_model(model, cfg)
@@ -180,13 +187,13 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
                           doc=None,   # the `Document` (its `training` settings and `system_prompt`)
                           cache=None, # the store's cache folder (default `$AUDIO_LM_HOME/cache`)
                          )->Recipe:
-    "The audio-language recipe: LoRA (or QLoRA) on the language model, the processor's collator, WER by greedy answers."
+    "The audio-language recipe: LoRA (or QLoRA) on the language model (+ the base's `modules_to_save` in full), the processor's collator, WER by greedy answers."
     t = doc.training if doc is not None else TrainingConfig()
     if t.adapter == 'qlora':
         if not torch.cuda.is_available(): raise QLoraNeedsCuda(QLORA_NEEDS_CUDA)
         base.model = load_4bit(base)   # the full-precision copy is no longer needed
     targets = base.spec.lora_targets if t.target_modules in (None, 'auto') else list(t.target_modules)
-    model = with_lora(base.model, targets, t.lora_r, t.lora_alpha, t.lora_dropout, t.seed)
+    model = with_lora(base.model, targets, t.lora_r, t.lora_alpha, t.lora_dropout, t.seed, base.spec.modules_to_save)
     coll = AudioLmCollator.for_base(base, cache=cache, auto_resample=t.audio.auto_resample, max_length=t.sequence_len,
                                     system=doc.system_prompt if doc is not None else None)
     return Recipe('audio-language', model, collate=coll, length=coll.length,

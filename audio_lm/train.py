@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #7af66001
 from __future__ import annotations
-import contextlib, json, math, os, random, shutil, sys, tempfile, time
+import contextlib, functools, json, math, os, random, re, shutil, sys, tempfile, time
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -16,8 +16,9 @@ from .audio import AudioLmError, atomic_write
 
 # %% auto #0
 __all__ = ['TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe', 'trainable_state',
-           'load_trainable_state', 'save_checkpoint', 'load_checkpoint', 'normalize_text', 'error_rates', 'evaluate',
-           'TrainResult', 'NonFiniteLoss', 'train_step', 'fit', 'plot_run']
+           'load_trainable_state', 'trainable_summary', 'save_checkpoint', 'load_checkpoint', 'NormalizerMissing',
+           'english_spelling_mapping', 'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss',
+           'train_step', 'fit', 'plot_run']
 
 # %% ../nbs/07_train.ipynb #2861755f
 @dataclass
@@ -138,6 +139,28 @@ def load_trainable_state(model:nn.Module, state:dict):
     with torch.no_grad():
         for k, v in state.items(): params[k].copy_(v.to(params[k].device, params[k].dtype))
 
+# %% ../nbs/07_train.ipynb #f6674292
+def _peft_free(name:str)->str:
+    "A module name without PEFT's wrapper parts (`base_model.model.`, `.modules_to_save.default`)."
+    return re.sub(r'\.modules_to_save(\.[^.]+)?(?=\.|$)', '', re.sub(r'(^|\.)base_model\.model(?=\.|$)', '', name)).lstrip('.')
+
+def trainable_summary(model:nn.Module)->str:
+    "What trains in `model`, in words: LoRA adapters and the modules trained in full, with parameter counts."
+    mods = dict(model.named_modules())
+    def whole(name):   # every parameter of this module trains, and none is a LoRA weight
+        ps = list(mods[name].named_parameters())
+        return bool(ps) and 'lora_' not in name and all(p.requires_grad and 'lora_' not in n for n, p in ps)
+    full = [n for n in mods if whole(n) and not (n and whole(n.rsplit('.', 1)[0] if '.' in n else ''))]
+    lora = {n.split('.lora_')[0] for n, p in model.named_parameters() if p.requires_grad and '.lora_' in n}
+    count = lambda ps: sum(p.numel() for p in ps)
+    parts = []
+    if lora:
+        kinds = ', '.join(sorted({m.rsplit('.', 1)[-1] for m in lora}))
+        parts.append(f"LoRA on {len(lora)} modules ({kinds}): {count(p for n, p in model.named_parameters() if p.requires_grad and '.lora_' in n):,}")
+    parts += [f"{_peft_free(n) or 'every parameter'}: {count(mods[n].parameters()):,}" for n in full]
+    n_train, n_all = count(p for p in model.parameters() if p.requires_grad), count(model.parameters())
+    return f"{'; '.join(parts) or 'nothing'} ({n_train:,} of {n_all:,} parameters train)"
+
 # %% ../nbs/07_train.ipynb #56bc95cc
 def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int, extra:dict|None=None):
     "Write a resumable checkpoint folder at `path` atomically."
@@ -180,14 +203,33 @@ def load_checkpoint(path, model, optimizer)->dict:
     if rng['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng['cuda'])
     return json.loads((path/'state.json').read_text())
 
-# %% ../nbs/07_train.ipynb #2e3abf93
-def normalize_text(s:str)->str:
-    "Lower case, punctuation removed, whitespace collapsed: the form WER is computed on."
-    import re
-    return ' '.join(re.sub(r"[^\w\s']", ' ', s.lower()).split())
+# %% ../nbs/07_train.ipynb #711becf1
+class NormalizerMissing(AudioLmError, ImportError):
+    "Whisper's English spelling table is not installed (it comes with the `whisper-normalizer` wheel)."
 
+def english_spelling_mapping()->dict: # British -> American spelling, e.g. 'colour' -> 'color'
+    "Whisper's English spelling table (1,739 words), read from the `whisper-normalizer` wheel's `english.json`."
+    from importlib.resources import files
+    try: f = files('whisper_normalizer')/'normalizers'/'english.json'
+    except ModuleNotFoundError: f = None
+    if f is None or not f.is_file():
+        raise NormalizerMissing("Whisper's English spelling table comes with the whisper-normalizer wheel, which is not "
+                                "installed; install it with `pip install whisper-normalizer`.")
+    return json.loads(f.read_text(encoding='utf-8'))
+
+# %% ../nbs/07_train.ipynb #42be567d
+@functools.lru_cache(maxsize=1)
+def _english_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+    return EnglishTextNormalizer(english_spelling_mapping())
+
+def normalize_text(s:str)->str:
+    "Whisper's English normalisation (numbers as digits, American spelling, no punctuation), then one word per digit."
+    return re.sub(r'(?<=\d)(?=\d)', ' ', _english_normalizer()(s))
+
+# %% ../nbs/07_train.ipynb #9ed60a65
 def error_rates(refs, hyps)->dict:
-    "WER and CER of `hyps` against `refs` (normalized)."
+    "WER and CER of `hyps` against `refs`, both after `normalize_text` (Whisper's English normaliser, digits split)."
     import jiwer
     refs = [normalize_text(r) or '<empty>' for r in refs]; hyps = [normalize_text(h) for h in hyps]
     return {'wer': float(jiwer.wer(refs, hyps)), 'cer': float(jiwer.cer(refs, hyps))}
@@ -220,6 +262,7 @@ class TrainResult:
     resumed_from:int|None=None
     world_size:int=1       # processes that trained together
     n_train:int=0; n_eval:int=0  # examples after the recipe's `prepare`
+    trains:str=''          # `trainable_summary` of the model: what trained
 
     @property
     def final_eval(self)->dict: return self.evals[-1] if self.evals else {}
@@ -286,7 +329,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
         train_examples = pack_rows(train_examples, cfg.pack_len)
     if not train_examples: raise AudioLmError("there are no training examples; add clips or sections to the document.")
     lengths = [recipe.length(e) for e in train_examples]
-    model = recipe.model; model.train()
+    model = recipe.model; model.train(); trains = trainable_summary(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise AudioLmError(f"recipe '{recipe.name}' has no trainable parameters.")
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
@@ -334,7 +377,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     acc.wait_for_everyone()
     recipe.model = acc.unwrap_model(model)
     tl = float(np.mean([h['loss'] for h in history[-10:]])) if history else float('nan')
-    return TrainResult(step, tl, history, evals, str(run_dir), time.time() - t0, tokens, resumed, world, len(train_examples), len(eval_examples))
+    return TrainResult(step, tl, history, evals, str(run_dir), time.time() - t0, tokens, resumed, world, len(train_examples), len(eval_examples), trains)
 
 # %% ../nbs/07_train.ipynb #0ba4667b
 def plot_run(history, evals, path=None):

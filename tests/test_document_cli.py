@@ -102,7 +102,7 @@ def test_init_scaffolds(run, tmp_path, capsys):
     r = run('init', p, '--listen')
     assert r.returncode == 0, r.stderr
     doc = load_document(p)
-    assert doc.base_model == MODALITIES['listen'].default_base == 'tiny-listener' and doc.dlm_id in r.stdout
+    assert doc.base_model == MODALITIES['listen'].default_base == 'whisper-tiny.en+smollm2-135m' and doc.dlm_id in r.stdout
     before = p.read_bytes()
     assert one_line_error(run('init', p, '--speak')) == f'{p} already exists; pass --force to overwrite it.'
     assert p.read_bytes() == before
