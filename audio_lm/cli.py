@@ -14,7 +14,7 @@ __all__ = ['COMMANDS', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'r
 
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
-    'corpus': 'corpus', 'init': 'store', 'show': 'store', 'ingest': 'store',
+    'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'store', 'ingest': 'store',
     'train': 'run', 'prompt': 'run', 'speak': 'run',
     'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
 
