@@ -165,7 +165,7 @@ def test_lock_held_stale_and_break(cli, run, project):
         assert holder.stdout.readline().strip() == 'locked'
         msg = one_line_error(cli('ingest', project))
         host = socket.gethostname()
-        assert msg.startswith(f"store {store.root} is locked by pid {holder.pid} on {host} since ") and '(train)' in msg, msg
+        assert msg.startswith(f"store {store.root} is busy: it is locked by pid {holder.pid} on {host} since ") and '(train)' in msg, msg
         assert store.blob_files() == []
     finally:
         holder.kill(); holder.wait()
