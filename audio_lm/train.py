@@ -378,7 +378,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
             with open(metrics_f, 'a') as f: f.write(json.dumps(rec) + '\n')
     batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
     done = lambda: step >= cfg.max_steps or (cfg.num_epochs is not None and epoch >= cfg.num_epochs)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, contextlib.closing(bar):   # the bar is cleared however the loop ends
         while not done():
             micro, ntok = [], 0
             for _ in range(cfg.grad_accum):
@@ -400,9 +400,9 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
                 save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
             if cfg.ckpt_every and step % cfg.ckpt_every == 0: acc.wait_for_everyone()
             if on_step: on_step(step, rec)
-            if stop.signum is not None:   # SIGINT/SIGTERM: keep this step, then go
-                if cfg.ckpt_every and acc.is_main_process: save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
-                raise Interrupted(stop.signum, f"stopped after step {step}" + (f", checkpoint saved in {ckpt}" if cfg.ckpt_every else ''))
+            if stop.signum is not None:   # SIGINT/SIGTERM: keep this step (even with ckpt_every=0), then go
+                if acc.is_main_process: save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
+                raise Interrupted(stop.signum, f"stopped after step {step}, checkpoint saved in {ckpt}")
     bar.close()
     if eval_examples and acc.is_main_process:
         ev = {'step': step, **evaluate(recipe, eval_examples, cfg, acc)}; evals.append(ev); log({'eval': ev})
