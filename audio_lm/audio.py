@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_audio.ipynb #bf5161b0
 from __future__ import annotations
-import collections, hashlib, io, json, os, struct, tempfile
+import collections, errno, hashlib, io, json, os, re, shutil, signal, struct, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -12,11 +12,12 @@ import soundfile as sf
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['AUDIO_EXTS', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty', 'AudioNonFinite',
-           'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'audio_extensions', 'is_audio_file', 'read_audio',
-           'AudioHeader', 'probe_audio', 'to_mono', 'resample', 'fit_length', 'AudioInfo', 'rate_mismatch_message',
-           'load_audio', 'atomic_write', 'save_audio', 'feature_extractor', 'log_mel', 'audio_lm_home', 'file_sha256',
-           'config_hash', 'CacheStats', 'AudioCache']
+__all__ = ['AUDIO_EXTS', 'TEMP_RE', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty',
+           'AudioNonFinite', 'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'audio_extensions', 'is_audio_file',
+           'read_audio', 'AudioHeader', 'probe_audio', 'to_mono', 'resample', 'fit_length', 'AudioInfo',
+           'rate_mismatch_message', 'load_audio', 'temp_prefix', 'pid_alive', 'clean_dead_temps', 'WriteFailed',
+           'write_failed', 'Interrupted', 'atomic_write', 'save_audio', 'feature_extractor', 'log_mel', 'audio_lm_home',
+           'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
 
 # %% ../nbs/00_audio.ipynb #d98d91e8
 class AudioLmError(Exception):
@@ -223,19 +224,89 @@ def load_audio(path,                  # an audio file, or a `datasets` Audio val
         wav, info.truncated = fit_length(wav, target_sr, max_seconds), True
     return wav, info
 
+# %% ../nbs/00_audio.ipynb #4de0aef9
+TEMP_RE = re.compile(r'\.(?:tmp|pending)-(\d+)-')  # the pid in a temporary name: `.x.tmp-<pid>-…`, `.pending-<pid>-…`
+
+def temp_prefix(name:str)->str:
+    "The prefix of a temporary file or folder written for `name` by this process: `.<name>.tmp-<pid>-`."
+    return f'.{name}.tmp-{os.getpid()}-'
+
+# %% ../nbs/00_audio.ipynb #55e1dcca
+def pid_alive(pid:int)->bool:
+    "Is process `pid` running on this host?"
+    if pid <= 0: return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    except OSError: return False
+    return True
+
+# %% ../nbs/00_audio.ipynb #2733c280
+def clean_dead_temps(root, # a folder: everything below it is searched
+                    )->list[Path]: # what was removed
+    "Remove the temporary files and folders under `root` whose writer (the pid in their name) is no longer running."
+    gone = []
+    for d, dirs, files in os.walk(root):
+        for n in sorted(dirs + files):
+            m = TEMP_RE.search(n)
+            if not (n.startswith('.') and m) or pid_alive(int(m.group(1))): continue
+            p = Path(d)/n
+            if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+            else: p.unlink(missing_ok=True)
+            gone.append(p)
+        dirs[:] = [n for n in dirs if (Path(d)/n).exists()]
+    return gone
+
+# %% ../nbs/00_audio.ipynb #55e240b7
+class WriteFailed(AudioLmError, OSError):
+    "A file could not be written for a reason the user can fix: no permission, a read-only file system, a full disk."
+    def __str__(self): return str(self.args[0])
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+def write_failed(e:BaseException, # the exception raised while writing
+                 path=None,       # the file being written (default: the one the error names)
+                )->WriteFailed|None:  # None when `e` is not a full disk or a refused write
+    "The `WriteFailed` for an `OSError` from a full disk or a read-only or unwritable folder, else None."
+    if isinstance(e, WriteFailed): return e
+    if not isinstance(e, OSError) or e.errno not in _FULL | _DENIED: return None
+    where = path if path is not None else (e.filename or 'a file')
+    if e.errno in _FULL: fix = 'free some space there (or set AUDIO_LM_HOME to a folder on another disk) and run the command again'
+    else: fix = 'make that folder writable (or set AUDIO_LM_HOME to a writable folder) and run the command again'
+    w = WriteFailed(f"cannot write {where}: {(e.strerror or os.strerror(e.errno)).lower()}; {fix}.")
+    w.errno, w.filename = e.errno, str(where)
+    return w
+
+# %% ../nbs/00_audio.ipynb #5992a60f
+class Interrupted(KeyboardInterrupt):
+    "The run was stopped by a signal (SIGINT or SIGTERM); `exit_code` is 128 + the signal's number."
+    def __init__(self, signum:int=signal.SIGINT, # the signal that stopped the run
+                 detail:str=''):                 # what was kept and how to go on, for the one-line message
+        super().__init__(detail); self.signum, self.detail = int(signum), detail
+    @property
+    def exit_code(self)->int: return 128 + self.signum
+    def __str__(self): return f"interrupted by {signal.Signals(self.signum).name}" + (f": {self.detail}" if self.detail else '')
+
 # %% ../nbs/00_audio.ipynb #05edbc90
 def atomic_write(path, write, # a callable that takes a temporary path and writes the content there
                  suffix:str='')->Path:
     "Write a file through `write(tmp_path)` then rename it into place, so readers never see a half file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmpname = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix or path.suffix)
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmpname = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=suffix or path.suffix)
+    except OSError as e: raise (write_failed(e, path) or e) from None
     os.close(fd)
     try:
         write(tmpname)
         with open(tmpname, 'rb') as f: os.fsync(f.fileno())
         os.replace(tmpname, path)
-    except BaseException:
-        Path(tmpname).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmpname).unlink(missing_ok=True)
+        w = write_failed(e, path)
+        if w is None: raise
+        raise w from e
     return path
 
 def save_audio(path,            # where to write; the suffix picks the format
@@ -340,7 +411,8 @@ class AudioCache:
         meta = {**meta, 'sha': hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
         def w(p):
             with open(p, 'wb') as fh: np.savez(fh, arr=arr, meta=np.array(json.dumps(meta)))
-        atomic_write(self._file(kind, key), w)
+        try: atomic_write(self._file(kind, key), w)
+        except WriteFailed: pass   # a read-only or full disk: the cache is only a cache, the result stands
         self._remember(kind, key, np.array(arr), meta)
 
 # %% ../nbs/00_audio.ipynb #30bf15c5

@@ -5,7 +5,7 @@
 # %% ../nbs/01a_bases.ipynb #7d1c1990
 from __future__ import annotations
 import importlib.metadata, math, os, re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from .audio import AudioLmError
 
 # %% auto #0
@@ -139,8 +139,10 @@ BASES = {s.name: s for s in [
 ]}
 
 def get_base(name:str)->BaseSpec:
-    "The registry entry `name` (a `BaseSpec` passes through)."
+    "The registry entry `name` (a `BaseSpec` passes through); `hf:org/name` is that Hub model as a Qwen2-Audio style base."
     if isinstance(name, BaseSpec): return name
+    if isinstance(name, str) and re.fullmatch(r'hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*', name):
+        return replace(BASES['qwen2-audio-7b-instruct'], name=name, llm=name[3:], notes=f'{name[3:]} from the Hub (audio-language).')
     if name not in BASES:
         raise UnknownBase(f"unknown base '{name}'; choose one of: {', '.join(BASES)}.")
     return BASES[name]

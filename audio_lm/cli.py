@@ -4,10 +4,10 @@
 
 # %% ../nbs/11_cli.ipynb #fc04f4bf
 from __future__ import annotations
-import argparse, importlib, os, sys
+import argparse, importlib, os, signal, sys
 from pathlib import Path
 import audio_lm
-from .audio import AudioLmError
+from .audio import AudioLmError, Interrupted, write_failed
 
 # %% auto #0
 __all__ = ['COMMANDS', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
@@ -47,12 +47,29 @@ def main(argv=None)->int:
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):
         parser.print_help(); return 2
-    try: return int(args.func(args) or 0)
+    try: old_term = signal.signal(signal.SIGTERM, _terminate)   # SIGTERM unwinds like Ctrl-C: `with` blocks release
+    except ValueError: old_term = None                          # not the main thread: leave signals alone
+    try:
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
+        return rc
     except AudioLmError as e:
         print(f"audio-lm: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("audio-lm: interrupted", file=sys.stderr); return 130
+    except KeyboardInterrupt as e:
+        e = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"audio-lm: {e}", file=sys.stderr); return e.exit_code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing more reaches the closed pipe
+        return 128 + signal.SIGPIPE
+    except OSError as e:
+        w = write_failed(e)
+        if w is None: raise
+        print(f"audio-lm: error: {w}", file=sys.stderr); return 2
+    finally:
+        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
+
+def _terminate(signum, frame): raise Interrupted(signum)
 
 def run_main():
     "Console-script wrapper: exit with `main`'s code."

@@ -430,6 +430,23 @@ class Document:
 
 def _where(path)->str: return '<string>' if path is None else str(path)
 
+def _refuse_duplicate_keys(node, path, prefix='', seen=None):
+    "YAML keeps the last of two equal keys without a word; a document that says a setting twice is refused instead."
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen: return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first = {}
+        for k, val in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value != '<<':
+                if k.value in first:
+                    raise FrontmatterError(f"{prefix}{k.value} is set twice in the frontmatter (first on line {first[k.value]}); "
+                                           "keep one of them.", _where(path), k.start_mark.line + 2)
+                first[k.value] = k.start_mark.line + 2
+            _refuse_duplicate_keys(val, path, f"{prefix}{k.value}." if isinstance(k, yaml.ScalarNode) else prefix, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, val in enumerate(node.value): _refuse_duplicate_keys(val, path, f"{prefix.rstrip('.')}[{i}].", seen)
+
 def _frontmatter_node(text:str, path):
     "Compose the YAML `text` into a node and construct its value, mapping every failure to `FrontmatterError`."
     loader = None
@@ -450,6 +467,8 @@ def _frontmatter_node(text:str, path):
         raise FrontmatterError(f"the frontmatter has a value YAML cannot read ({_show(str(e))}); quote it.", _where(path), 2) from None
     finally:
         if loader is not None: loader.dispose()
+    try: _refuse_duplicate_keys(node, path)
+    except RecursionError: pass   # nested deeper than Python recurses: nothing to name
     return node, data
 
 def _key_lines(node, prefix=(), seen=None)->dict:
@@ -491,6 +510,10 @@ def parse_text(text:str,  # the whole document
 def load_document(path)->Document:
     "Read and parse the `.dlm` file at `path`."
     p = Path(path)
+    if p.is_dir():
+        docs = sorted(q.name for q in p.glob('*.dlm') if q.is_file())
+        raise DocumentError(f"{p} is a folder, not a .dlm document; " + (f"pass one of its documents: {', '.join(str(p/d) for d in docs[:5])}."
+                            if docs else f"it holds no .dlm file: create one with audio-lm init {p/'notes.dlm'}."))
     if not p.is_file(): raise DocumentError(f"document not found: {p}; check the path or create one with audio-lm init {p}.")
     try: text = decode_text(p.read_bytes(), p)
     except TextEncodingError as e: raise DocumentError(f"the document {e.problem}", str(p), e.line) from None
@@ -579,8 +602,8 @@ def init_document(path,               # the `.dlm` file to write
                  )->Document:
     "Write a scaffold to `path` (atomically; refuses to overwrite without `force`) and return it parsed."
     p = Path(path)
-    if p.exists() and not force: raise DocumentError(f"{p} already exists; pass --force to overwrite it.")
     if p.is_dir(): raise DocumentError(f"{p} is a folder; give a file name such as {p/'notes.dlm'}.")
+    if p.exists() and not force: raise DocumentError(f"{p} already exists; pass --force to overwrite it.")
     text = scaffold(kind, base, dlm_id)
     doc = parse_text(text, p)
     atomic_write(p, lambda t: Path(t).write_text(text, encoding='utf-8'))

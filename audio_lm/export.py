@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .audio import AudioLmError, file_sha256
-from .store import (Store, canonical_json, add_break_lock_arg, REJECTED_RE, _now, _pid_alive,
+from .audio import AudioLmError, file_sha256, pid_alive
+from .store import (Store, canonical_json, add_break_lock_arg, REJECTED_RE, VERSION_RECORD, _now,
                             _fsync_tree, _fsync_path)
 from .bases import BASES, get_base
 from .document import Document, load_document
@@ -122,7 +122,7 @@ def _clean_stale(parent:Path, name:str):
     "Remove `.<name>.pending-<pid>-*` and `.<name>.old-<pid>` folders left in `parent` by processes that died."
     for p in parent.glob(f'.{name}.*'):
         m = re.fullmatch(rf'\.{re.escape(name)}\.(?:pending|old)-(\d+)(?:-.*)?', p.name)
-        if m and p.is_dir() and not _pid_alive(int(m.group(1))): shutil.rmtree(p, ignore_errors=True)
+        if m and p.is_dir() and not pid_alive(int(m.group(1))): shutil.rmtree(p, ignore_errors=True)
 
 def write_export(final,  # the export folder to create or replace
                  write,  # `write(folder)` fills a temporary folder with the export's files
@@ -213,6 +213,18 @@ def _version_name(store:Store, adapter, doc)->str:
     store.version_path(name)  # raises, naming the versions there, when it does not exist
     return name
 
+def _complete(src:Path, d:Path)->list[str]:
+    "Copy into the export `d` each file of the version `src` whose bytes `d` does not hold yet (model cards aside); what was added."
+    files = json.loads((src/VERSION_RECORD).read_text(encoding='utf-8'))['files']   # checked against the files just before
+    have = {file_sha256(p) for p in d.rglob('*') if p.is_file()}
+    added = []
+    for rel, f in files.items():
+        if Path(rel).name == 'README.md' or f['sha256'] in have: continue   # PEFT's model card: the export writes its own
+        dst = d/rel if not (d/rel).exists() else d/'version'/rel
+        dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src/rel, dst)
+        added.append(dst.relative_to(d).as_posix())
+    return added
+
 def _check_out(final:Path, store:Store):
     "Refuse an `out` folder that holds something other than an export, or lies inside the store's versions."
     if final.resolve().is_relative_to(store.versions_dir.resolve()) or final.resolve() == store.root.resolve():
@@ -234,14 +246,16 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
     store = Store.for_document(doc)
     if not store.exists: _version_name(store, adapter, doc)  # nothing to export: say so before creating anything
     with store.lock('export', break_lock=break_lock):
+        store.check_owner(doc)
         name = _version_name(store, adapter, doc)
-        src = store.version_path(name)
+        src = store.check_version(name)   # every file as it was committed, or a one-line refusal naming the file
         meta = store.read_manifest()['versions'].get(name, {})
         spec = get_base(_trained_on(src, meta, doc)); recipe = recipe_of(spec.name)
         final = Path(out).absolute() if out else store.exports_dir.absolute()/(recipe.export_name + ('-merged' if merged else ''))
         _check_out(final, store)
         def write(d):
             facts = recipe.export(src, spec, d, merged)
+            if not merged: _complete(src, d)   # never fewer files than the version
             _checkpoint('writing')
             m = {'format': SNAPSHOT_FORMAT, 'export_target': 'hf_merged' if merged else 'hf_snapshot', 'created_at': _now(),
                  'created_by': _created_by(audio_lm.__version__), 'dlm_id': doc.dlm_id,
@@ -250,7 +264,9 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
                  'audio_token': spec.audio_token if recipe.hears else None,
                  'num_audio_tokens': spec.tokens_per_clip, 'sample_rate': spec.sample_rate,
                  'max_length_seconds': spec.max_seconds, 'adapter_version': name,
-                 'adapter': {k: v for k, v in meta.items() if k in ('committed_at', 'steps', 'train_loss', 'eval', 'recipe', 'seed')},
+                 'adapter': {**{k: v for k, v in meta.items() if k in ('committed_at', 'steps', 'train_loss', 'eval', 'recipe',
+                                                                        'seed', 'document')},
+                             'data': {k: {f: v.get(f) for f in ('fingerprint', 'examples')} for k, v in (meta.get('data') or {}).items()}},
                  **facts}
             (d/'README.md').write_text(readme(m), encoding='utf-8')
             m['artifacts'] = artifact_list(d)
@@ -270,10 +286,6 @@ def _created_by(version:str)->dict:
 
 # %% ../nbs/09a_export.ipynb #b5420908
 def _cmd_export(args)->int:
-    if args.break_lock:
-        from audio_lm.document import load_document
-        h = Store.for_document(load_document(args.path)).lock_holder()
-        if h: print(f"audio-lm: breaking the lock of {h.describe()}", file=sys.stderr)
     d = export(args.path, merged=args.merged, out=args.out, adapter=args.adapter, break_lock=args.break_lock)
     m = read_snapshot_manifest(d)
     print(f"exported {m['adapter_version']} of {args.path} ({m['base']['name']}, {m['modality']}"

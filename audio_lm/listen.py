@@ -12,7 +12,7 @@ from .audio import AudioLmError
 from .collate import ListenCollator, ListenExample, as_example
 from .models import ListeningLM, load_listening, quiet_transformers, base_path
 from .train import Recipe
-from .modality import Modality, ExportError, copy_adapter, save_all, load_weights
+from .modality import Modality, ExportError, PromptError, copy_adapter, save_all, load_weights
 
 # %% auto #0
 __all__ = ['LISTEN_LOAD', 'LISTEN', 'listen_inputs', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_recipe',
@@ -35,6 +35,11 @@ def listen_inputs(model, audios, prompt, collator=None)->tuple[dict, bool, Liste
 def generate_ids(model, enc:dict,                 # a `ListenCollator(..., for_generation=True)` batch
                  max_new_tokens:int=64, do_sample:bool=False, use_cache:bool=True, **kwargs)->torch.Tensor:
     "Token ids `(batch, new)` that `model.llm.generate` writes after the spliced prompt."
+    n, limit = enc['input_ids'].shape[1], getattr(model.llm.config, 'max_position_embeddings', None)
+    if limit and n + max_new_tokens > limit:
+        raise PromptError(f"the prompt takes {n} positions (question and clips) and the answer up to {max_new_tokens} more "
+                          f"(--max-new-tokens), beyond the {limit} positions the language model was built for; ask a shorter "
+                          "question or lower --max-new-tokens.")
     emb = model.embed(enc['input_ids'], enc.get('input_features'), enc.get('feature_attention_mask'))
     tok = model.tokenizer
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, use_cache=use_cache,

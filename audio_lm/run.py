@@ -5,21 +5,24 @@
 # %% ../nbs/09_run.ipynb #544d4596
 from __future__ import annotations
 import csv, hashlib, json, math, os, shutil
+from dataclasses import asdict
 from pathlib import Path
-from .audio import AudioLmError, AudioNotFound, atomic_write
+import soundfile as sf
+from .audio import AudioLmError, AudioNotFound, Interrupted, atomic_write, file_sha256
 from .bases import BASES, get_base, modality_of, UnknownBase
 from .document import load_document, in_user_terms
-from .store import Store, ingest, commit_version, reject_version, add_break_lock_arg
+from .store import Store, ingest, commit_version, reject_version, add_break_lock_arg, data_fingerprint
 from .models import Base, check_weights
-from .train import TrainConfig, Recipe, fit, plot_run
+from .train import TrainConfig, Recipe, fit, plot_run, CheckpointError, checkpoint_dir, checkpoint_state
 from .modality import Modality, PromptError
 from .listen import LISTEN
-from .speak import SPEAK, NotASpeaker, NoTrainedVersion
+from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError
 from .audio_language import AUDIO_LANGUAGE
 
 # %% auto #0
 __all__ = ['RECIPES', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights', 'commit_trained', 'format_summary',
-           'RunExists', 'train_document', 'prompt_document', 'speaking_version', 'add_commands']
+           'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document', 'prompt_document', 'speaking_version',
+           'add_commands']
 
 # %% ../nbs/09_run.ipynb #09a18265
 RECIPES = {m.name: m for m in (LISTEN, SPEAK, AUDIO_LANGUAGE)}
@@ -102,6 +105,20 @@ def _close_progress_bars():
     from tqdm import tqdm
     for b in list(getattr(tqdm, '_instances', ())): b.close()
 
+class BadRunArgument(AudioLmError, ValueError):
+    "A command-line value the run cannot use (no steps, a negative seed, ...)."
+
+def _check_run_args(max_steps=None, seed=None, **overrides):
+    "Refuse values the loop cannot run with, naming the option as the command line spells it."
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise BadRunArgument(f"--max-steps {max_steps} trains nothing; give at least 1 (or leave it out to use training.max_steps).")
+    if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise BadRunArgument(f"--seed {seed} is not a seed; give an integer from 0 to {2**32 - 1}.")
+    for k in ('eval_every', 'ckpt_every'):
+        v = overrides.get(k)
+        if v is not None and (not isinstance(v, int) or v < 0):
+            raise BadRunArgument(f"--{k.replace('_', '-')} {v} is not a number of steps; give 0 (never) or more.")
+
 def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->TrainConfig:
     t = doc.training
     cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate,
@@ -116,48 +133,71 @@ def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->T
         if v is not None: setattr(cfg, k, v)
     return cfg
 
+_RUN_LENGTH = ('max_steps', 'num_epochs', 'warmup_steps', 'eval_every', 'eval_max', 'ckpt_every', 'log_every')
+
+def run_fingerprint(doc, cfg:TrainConfig, policy, train_ex, eval_ex)->dict:
+    "What a resumed run must share with its checkpoint: base, settings (not the run's length) and data, by content."
+    training = {k: v for k, v in doc.training.to_dict().items() if k not in ('max_steps', 'num_epochs', 'sources')}
+    loop = {k: v for k, v in asdict(cfg).items() if k not in _RUN_LENGTH}
+    data = {k: {'fingerprint': f['fingerprint'], 'examples': f['examples']}
+            for k, f in (('train', data_fingerprint(train_ex)), ('eval', data_fingerprint(eval_ex)))}
+    return {'base': doc.base_model, 'policy': policy, 'training': training, 'loop': loop, 'data': data}
+
 def train_document(path,                      # a `.dlm` document
                    max_steps:int|None=None,   # override training.max_steps
                    resume:bool=False,         # continue an interrupted run
                    fresh:bool=False,          # discard an interrupted run and start over
                    seed:int|None=None,        # override training.seed
-                   break_lock:bool=False,     # take over a stale writer lock
+                   break_lock:bool=False,     # take over the lock of a writer that is gone
                    progress:bool=True,
                    policy:str|None=None,      # listening bases: what trains ('all' for a base learned from scratch)
                    **overrides,               # TrainConfig fields (eval_every, ckpt_every, ...)
                   )->dict:                    # the run's summary
-    "Train the document's base on its examples and commit the adapter as the next version in its store."
-    doc = load_document(path); resolved = doc.resolve()
+    "Train the document's base on its examples and commit the adapter, with what made it, as the next version in its store."
+    from accelerate.utils import set_seed
+    _check_run_args(max_steps, seed, **overrides)
+    doc = load_document(path); doc_sha = file_sha256(path); resolved = doc.resolve()
     store = Store.for_document(doc)
     run_dir = store.root/'run'
-    has_ckpt = (run_dir/'checkpoint').exists() or (run_dir/'.checkpoint.old').exists()
-    if resume and not has_ckpt: raise RunExists(f"there is no interrupted run of {path} to resume; run audio-lm train without --resume.")
-    if has_ckpt and not (resume or fresh):
-        st = json.loads((run_dir/'checkpoint'/'state.json').read_text()) if (run_dir/'checkpoint'/'state.json').exists() else {}
-        raise RunExists(f"an interrupted run of {path} stopped at step {st.get('step', '?')} ({run_dir}); "
-                        "pass --resume to continue it or --fresh to start over.")
-    with store.lock('train', break_lock=break_lock):
+    if resume and not store.root.exists(): raise RunExists(f"there is no interrupted run of {path} to resume; run audio-lm train without --resume.")
+    with store.lock('train', break_lock=break_lock):   # a live run holds it: "busy" comes before anything about its checkpoint
+        ck = checkpoint_dir(run_dir/'checkpoint')
+        if resume and ck is None: raise RunExists(f"there is no interrupted run of {path} to resume; run audio-lm train without --resume.")
+        if ck is not None and not (resume or fresh):
+            try: at = f"stopped at step {checkpoint_state(ck)['step']} ({run_dir}); pass --resume to continue it or --fresh to start over."
+            except CheckpointError as e: at = f"left a checkpoint that cannot be resumed ({e.problem}); pass --fresh to start over."
+            raise RunExists(f"an interrupted run of {path} {at}")
         if fresh and run_dir.exists(): shutil.rmtree(run_dir)
         rep = ingest(doc, store, resolved)
         blob = {c.path: str(store.blob(c.sha256, verify=False)) for c in rep.clips if c.sha256}
         names = {blob[c.path]: (c.name, resolved.where.get(c.path)) for c in rep.clips if c.path in blob}  # stored copy -> the user's words
-        examples = rep.examples
-        train_ex, eval_ex = split_examples(examples, seed=doc.training.seed)
+        train_ex, eval_ex = split_examples(rep.examples, seed=doc.training.seed)
         for e in train_ex + eval_ex:
             for c in e.clips: c.path = blob.get(c.path, c.path)
         recipe_kind = recipe_of(doc.base_model)
+        cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
         try:
-            base = recipe_kind.load(doc.base_model)
-            recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
-            cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
-            res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress)
+            set_seed(cfg.seed); base = recipe_kind.load(doc.base_model)   # seeded before any module is built: LoRA layers,
+            set_seed(cfg.seed); recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
+            fp = run_fingerprint(doc, cfg, policy, train_ex, eval_ex)     # a projector, a head start the same in every run
+            res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress, fingerprint=fp)
+        except CheckpointError as e:
+            raise CheckpointError(e.problem, f"audio-lm train {path} --fresh discards the checkpoint and starts over") from None
+        except Interrupted as e:
+            ck = checkpoint_dir(run_dir/'checkpoint')
+            kept = (f"the checkpoint at step {checkpoint_state(ck)['step']} is kept: audio-lm train {path} --resume continues"
+                    if ck is not None else "no checkpoint was written yet")
+            raise Interrupted(e.signum, f"{e.detail.split(',')[0]}; {kept}") from None
         except AudioLmError as e:
             _close_progress_bars()   # the message then starts its own line, not the end of a half-drawn bar
             raise in_user_terms(e, names)
         ev = res.final_eval
         meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),
                 'eval': {k: v for k, v in ev.items() if k != 'samples'}, 'train_examples': res.n_train,
-                'eval_examples': res.n_eval, 'seed': cfg.seed}
+                'eval_examples': res.n_eval, 'seed': cfg.seed, 'resumed_from': res.resumed_from, 'policy': policy,
+                'document': {'path': str(Path(path).resolve()), 'sha256': doc_sha},
+                'training': {'document': doc.training.to_dict(), 'loop': asdict(cfg)},
+                'data': {'train': data_fingerprint(train_ex), 'eval': data_fingerprint(eval_ex)}}
         version = commit_trained(store, recipe, meta)
         store.logs_dir.mkdir(parents=True, exist_ok=True)
         metrics = store.logs_dir/f'{version}.metrics.jsonl'
@@ -177,17 +217,26 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
                     audios=(),           # clip paths, one placeholder each
                     adapter:str|None=None, # a version name like 'v0002' (default: the current one)
                     max_new_tokens:int=64)->str:
-    "Answer `question` about `audios` with the document's trained adapter."
+    "Answer `question` about `audios` with the document's trained adapter (its files checked against their sha256s first)."
     doc = load_document(path)
     recipe = recipe_of(doc.base_model)
     audios = [str(a) for a in audios]
     recipe.check_prompt(doc.base_model, audios)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise PromptError(f"--max-new-tokens {max_new_tokens} leaves no room for an answer; give at least 1.")
+    max_s = get_base(doc.base_model).max_seconds
     for a in audios:
         if not Path(a).is_file(): raise AudioNotFound(f"audio not found: {a}")
-    store = Store.for_document(doc)
+        try: secs = sf.info(a).duration
+        except Exception: continue   # not readable as audio: the recipe's decoder says what is wrong with it
+        if secs > max_s + 1e-3:
+            raise PromptError(f"{a} is {secs:.1f} s long, but base '{doc.base_model}' hears at most {max_s:g} s of a clip and "
+                              f"would hear only its start; cut it into parts of at most {max_s:g} s (e.g. ffmpeg -i {a} -f segment "
+                              f"-segment_time {max_s:g} part%03d.wav) and ask about each.")
+    store = Store.for_document(doc); store.check_owner(doc)
     version = adapter or store.current()
     if version is None: raise PromptError(f"no trained version of {path} yet; run audio-lm train {path} first.")
-    return recipe.answer(store.version_path(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir)
+    return recipe.answer(store.check_version(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir)
 
 # %% ../nbs/09_run.ipynb #685b7aa4
 def speaking_version(path)->Path:
@@ -197,11 +246,23 @@ def speaking_version(path)->Path:
     if recipe.says is None:
         raise NotASpeaker(f"{path} trains base '{doc.base_model}', which does not speak ({recipe.noun}); "
                           f"use `audio-lm prompt {path}` to query it.")
-    folder = Store.for_document(doc).current_path()
-    if folder is None: raise NoTrainedVersion(f"no trained version of {path} yet; run audio-lm train {path} first.")
-    return folder
+    store = Store.for_document(doc); store.check_owner(doc)
+    cur = store.current()
+    if cur is None: raise NoTrainedVersion(f"no trained version of {path} yet; run audio-lm train {path} first.")
+    return store.check_version(cur)
+
+def _check_speech_out(text:str, out)->None:
+    "Refuse, before any model loads, a text with nothing to say and an --out file soundfile cannot write."
+    if not str(text).strip():
+        raise SpeakError("the text to say is empty; give the words to speak, e.g. audio-lm speak doc.dlm \"good morning\" --out hello.wav.")
+    out = Path(out); ext = out.suffix.lstrip('.')
+    if out.is_dir(): raise SpeakError(f"--out {out} is a folder; give a file name such as {out/'speech.wav'}.")
+    if ext.upper() not in sf.available_formats():
+        raise SpeakError(f"--out {out}: audio-lm cannot write {'.' + ext if ext else 'a file without an extension'}; "
+                         f"name it {out.with_suffix('.wav')} (or .flac, .ogg, .mp3).")
 
 def _cmd_speak(args)->int:
+    _check_speech_out(args.text, args.out)
     folder = speaking_version(args.path)
     wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
         folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
@@ -226,7 +287,7 @@ def add_commands(sub):
     "The `train`, `prompt` and `speak` commands."
     p = sub.add_parser('train', help="train the document's base and commit the adapter as the next version")
     p.add_argument('path', metavar='PATH', help='the .dlm document')
-    p.add_argument('--max-steps', type=int, help='optimizer steps (overrides training.max_steps)')
+    p.add_argument('--max-steps', type=int, help='optimizer steps, at least 1 (overrides training.max_steps)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--resume', action='store_true', help='continue an interrupted run from its last checkpoint')
     g.add_argument('--fresh', action='store_true', help='discard an interrupted run and start over')
@@ -245,7 +306,7 @@ def add_commands(sub):
     p = sub.add_parser('speak', help="say a text with the document's current speaking adapter and write a WAV")
     p.add_argument('path', metavar='PATH', help='the .dlm document (base_model: a speaking base)')
     p.add_argument('text', help='what to say')
-    p.add_argument('--out', required=True, help='the WAV file to write (24 kHz)')
+    p.add_argument('--out', required=True, help='the audio file to write (24 kHz; .wav, .flac, .ogg or .mp3)')
     p.add_argument('--speaker', help='voice name, for models trained on several speakers')
     p.add_argument('--max-new-tokens', type=int, default=1200, help='most speech tokens to generate (82 a second; default 1200)')
     p.add_argument('--seed', type=int, help='sampling seed, for a repeatable result')

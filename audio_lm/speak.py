@@ -340,6 +340,12 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
     if max_new_tokens < FRAME_TOKENS:
         raise SpeakError(f"max_new_tokens={max_new_tokens} is less than one speech frame ({FRAME_TOKENS} tokens); use at least 7.")
     prompt = speech_prompt(text, tokenizer, spec, speaker)
+    limit = getattr(getattr(model, 'config', None), 'max_position_embeddings', None)
+    if limit and len(prompt) + max_new_tokens > limit:
+        per_token = max(1, len(text) // max(1, len(prompt)))
+        raise SpeakError(f"the text takes {len(prompt)} tokens and its speech up to {max_new_tokens} more (--max-new-tokens), "
+                         f"beyond the {limit} positions the model was built for; say it in shorter parts (at most about "
+                         f"{max(0, limit - max_new_tokens) * per_token} characters each) or lower --max-new-tokens.")
     dev = next(model.parameters()).device
     ids = torch.tensor([prompt], device=dev)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, use_cache=True, pad_token_id=spec.pad,

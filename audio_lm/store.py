@@ -4,21 +4,22 @@
 
 # %% ../nbs/03_store.ipynb #1c80f369
 from __future__ import annotations
-import argparse, json, os, re, shutil, socket, sys, tempfile
+import argparse, hashlib, json, os, re, shutil, socket, sys, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.basics import patch_to
-from .audio import AudioLmError, atomic_write, file_sha256
+from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, write_failed
 from .audio import audio_lm_home
-from audio_lm.document import (Document, DocumentError, Resolved, load_document, init_document, SECTION_TYPES, EXAMPLE_KINDS,
-)
+from .document import (Document, DocumentError, Resolved, load_document, init_document, new_ulid, SECTION_TYPES,
+                               EXAMPLE_KINDS)
 from .bases import MODALITIES, DEFAULT_MODALITY, direction_of
 
 # %% auto #0
-__all__ = ['MANIFEST_FORMAT', 'SHA_RE', 'VERSION_RE', 'REJECTED_RE', 'StoreError', 'canonical_json', 'Store', 'BlobCorrupt',
-           'BlobMissing', 'IngestReport', 'ingest', 'PendingVersion', 'commit_version', 'reject_version', 'StoreLocked',
+__all__ = ['MANIFEST_FORMAT', 'SHA_RE', 'VERSION_RE', 'REJECTED_RE', 'VERSION_RECORD', 'StoreError', 'canonical_json', 'Store',
+           'StoreOwned', 'BlobCorrupt', 'BlobMissing', 'IngestReport', 'ingest', 'example_hash', 'data_fingerprint',
+           'version_files', 'PendingVersion', 'commit_version', 'reject_version', 'VersionDamaged', 'StoreLocked',
            'StaleLock', 'LockInfo', 'show_info', 'format_show', 'add_break_lock_arg', 'add_commands']
 
 # %% ../nbs/03_store.ipynb #22690675
@@ -77,14 +78,38 @@ def write_manifest(self, m:dict)->Path:
 
 @patch_to(Store)
 def create(self, doc:Document|None=None)->Store:
-    "Make the store's folders and manifest (idempotent); record `doc`'s path and base."
-    for d in (self.blobs_dir, self.versions_dir, self.exports_dir, self.logs_dir, self.cache_dir): d.mkdir(parents=True, exist_ok=True)
+    "Make the store's folders and manifest (idempotent); record `doc`'s path and base (another file's copy is refused)."
+    if doc is not None: self.check_owner(doc)
+    for d in (self.blobs_dir, self.versions_dir, self.exports_dir, self.logs_dir, self.cache_dir):
+        try: d.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise (write_failed(e, d) or e) from None
     m = self.read_manifest()
     if doc is not None:
         m['document'] = str(Path(doc.path).resolve()) if doc.path else None
         m['base_model'] = doc.base_model
     if doc is not None or not self.exists: self.write_manifest(m)
     return self
+
+# %% ../nbs/03_store.ipynb #edab381e
+class StoreOwned(StoreError):
+    "The store belongs to another document file that has the same `dlm_id` (a copy)."
+
+@patch_to(Store)
+def check_owner(self, doc:Document):
+    "Refuse `doc` when the store belongs to another existing `.dlm` file with the same `dlm_id`."
+    other = self.read_manifest().get('document') if self.exists else None
+    if not other or not doc.path: return
+    mine = Path(doc.path).resolve()
+    if Path(other) == mine or not Path(other).is_file(): return
+    try:
+        if os.path.samefile(other, mine): return
+    except OSError: pass
+    try:
+        if load_document(other).dlm_id != doc.dlm_id: return   # the other file has its own id now
+    except AudioLmError: pass   # unreadable right now (being edited?): it still owns the store
+    raise StoreOwned(f"{doc.path} has dlm_id {doc.dlm_id}, but that id's store {self.root} belongs to {other}, so this file "
+                     f"is a copy; give it its own id (set dlm_id: {new_ulid()} in {doc.path}) to train it separately, or move "
+                     f"{other} away if this file replaces it.")
 
 # %% ../nbs/03_store.ipynb #9b03e584
 class BlobCorrupt(StoreError):
@@ -170,6 +195,20 @@ def ingest(doc,          # a `Document` or the path of a `.dlm` file
     store.write_manifest(m)
     return rep
 
+# %% ../nbs/03_store.ipynb #ba4cdb46
+def example_hash(e)->str:
+    "sha256 of what the example `e` teaches: kind, prompt, target and its clips by content (sha256, transcript, speaker)."
+    clips = [{'sha256': c.sha256 or file_sha256(c.path), 'transcript': getattr(c, 'transcript', None),
+              'speaker': getattr(c, 'speaker', None)} for c in e.clips]
+    return hashlib.sha256(canonical_json({'kind': e.kind, 'prompt': e.prompt, 'target': e.target, 'clips': clips}).encode()).hexdigest()
+
+# %% ../nbs/03_store.ipynb #5b02974f
+def data_fingerprint(examples)->dict:
+    "A set of examples by content: one order-free hash, their count, and the sha256 of every clip they use."
+    hs = sorted(example_hash(e) for e in examples)
+    return {'fingerprint': hashlib.sha256('\n'.join(hs).encode()).hexdigest(), 'examples': len(hs),
+            'clips': sorted({c.sha256 or file_sha256(c.path) for e in examples for c in e.clips})}
+
 # %% ../nbs/03_store.ipynb #4c129ed7
 VERSION_RE = re.compile(r'v(\d{4,})')
 REJECTED_RE = re.compile(r'v(\d{4,})-rejected')
@@ -192,15 +231,6 @@ def _fsync_tree(d:Path):
     _fsync_path(d)
 
 def _now()->str: return datetime.now(timezone.utc).isoformat(timespec='seconds')
-
-def _pid_alive(pid:int)->bool:
-    "Is process `pid` running on this host?"
-    if pid <= 0: return False
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    except OSError: return False
-    return True
 
 @patch_to(Store)
 def versions(self)->list[str]:
@@ -239,6 +269,15 @@ def version_path(self, name:str)->Path:
         raise StoreError(f"version {name!r} is not in {self.versions_dir}; the versions are: {', '.join(self.versions()) or '(none)'}.")
     return p
 
+# %% ../nbs/03_store.ipynb #37fd988f
+VERSION_RECORD = 'version.json'   # inside each version: its files' sha256s and what made it
+
+def version_files(folder)->dict:
+    "`{path: {sha256, size_bytes}}` for every file under `folder` (posix paths relative to it), except the version record."
+    folder = Path(folder)
+    return {q.relative_to(folder).as_posix(): {'sha256': file_sha256(q), 'size_bytes': q.stat().st_size}
+            for q in sorted(folder.rglob('*')) if q.is_file() and q.relative_to(folder).as_posix() != VERSION_RECORD}
+
 # %% ../nbs/03_store.ipynb #022c2f94
 @dataclass
 class PendingVersion:
@@ -262,12 +301,12 @@ def _clean_pending(self):
     "Remove `.pending-<pid>-*` folders left by processes that died."
     for p in self.versions_dir.glob('.pending-*'):
         m = re.match(r'\.pending-(\d+)-', p.name)
-        if m and not _pid_alive(int(m.group(1))): shutil.rmtree(p, ignore_errors=True)
+        if m and not pid_alive(int(m.group(1))): shutil.rmtree(p, ignore_errors=True)
 
 @patch_to(Store)
 @contextmanager
 def new_version(self, meta:dict|None=None): # recorded in the manifest under the version's name
-    "Yield a `PendingVersion` to write into; commit it in two phases when the block ends without error."
+    "Yield a `PendingVersion` to write into; record its files' checksums, then commit it in two phases when the block ends without error."
     self.create()
     self._clean_pending()
     pv = PendingVersion(Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=f'.pending-{os.getpid()}-')), meta=dict(meta or {}))
@@ -275,6 +314,8 @@ def new_version(self, meta:dict|None=None): # recorded in the manifest under the
     try:
         yield pv
         if pv.rejected: (tmp/'REJECTED.txt').write_text(pv.rejected + '\n', encoding='utf-8')
+        rec = {'committed_at': _now(), **pv.meta, 'files': version_files(tmp)}
+        (tmp/VERSION_RECORD).write_text(canonical_json(rec), encoding='utf-8')
         _fsync_tree(tmp)
         _checkpoint('written')
         for _ in range(100):  # phase 1: the version exists under its final name
@@ -291,7 +332,6 @@ def new_version(self, meta:dict|None=None): # recorded in the manifest under the
             _fsync_path(self.adapter_dir)
         _checkpoint('swapped')
         m = self.read_manifest()
-        rec = {'committed_at': _now(), **pv.meta}
         if pv.rejected: m['rejected'][name] = {**rec, 'reason': pv.rejected}
         else: m['versions'][name] = rec
         self.write_manifest(m)
@@ -311,6 +351,33 @@ def reject_version(store:Store, write, reason:str, meta:dict|None=None)->str:
     with store.new_version(meta) as pv:
         write(pv.path); pv.reject(reason)
     return pv.name
+
+# %% ../nbs/03_store.ipynb #ac93a209
+class VersionDamaged(StoreError):
+    "A committed version's files no longer match the checksums recorded when it was committed."
+
+@patch_to(Store)
+def check_version(self, name:str|int, # a version: 'v0002' or 2
+                 )->Path:             # its folder, every file checked
+    "The folder of version `name`, after checking every file against the sha256 and size recorded at commit."
+    p = self.version_path(name); name = p.name
+    others = [v for v in self.versions() if v != name]
+    fix = "train the document again to commit a whole version" + (f" (other versions: {', '.join(others)})" if others else '')
+    f = p/VERSION_RECORD
+    try: files = json.loads(f.read_text(encoding='utf-8'))['files']
+    except FileNotFoundError:
+        raise VersionDamaged(f"version {name} cannot be checked: {f} (its checksums) is missing; {fix}.") from None
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError): files = None
+    if not isinstance(files, dict) or not all(isinstance(w, dict) and {'sha256', 'size_bytes'} <= set(w) for w in files.values()):
+        raise VersionDamaged(f"version {name} cannot be checked: {f} is not the record written at commit; {fix}.")
+    for rel, want in files.items():
+        q = p/rel
+        if not q.is_file(): raise VersionDamaged(f"version {name} is incomplete: {q} is missing; {fix}.")
+        if q.stat().st_size != want['size_bytes'] or not self._check(q, want['sha256']):
+            raise VersionDamaged(f"version {name} is damaged: {q} no longer matches the sha256 recorded at commit; {fix}.")
+    extra = [q for q in sorted(p.rglob('*')) if q.is_file() and q.relative_to(p).as_posix() not in files and q.name != VERSION_RECORD]
+    if extra: raise VersionDamaged(f"version {name} holds {extra[0]}, which was not there at commit; remove it, or {fix}.")
+    return p
 
 # %% ../nbs/03_store.ipynb #de174b42
 class StoreLocked(StoreError):
@@ -336,36 +403,60 @@ def lock_holder(self)->LockInfo|None:
 
 @patch_to(Store)
 def _refuse(self, h:LockInfo):
+    "Raise the error that tells a refused writer who holds the lock and what to do."
     if h.pid == -1:
         raise StaleLock(f"store {self.root} has an unreadable lock file {self.lock_path}; if no other audio-lm process uses this "
                         "store, rerun with --break-lock.")
-    if h.host == socket.gethostname() and not _pid_alive(h.pid):
+    here = h.host == socket.gethostname()
+    if here and not pid_alive(h.pid):
         raise StaleLock(f"store {self.root} has a stale lock from {h.describe()}, which is no longer running; it was left in place: "
                         "if no other audio-lm process uses this store, rerun with --break-lock.")
-    raise StoreLocked(f"store {self.root} is locked by {h.describe()}; wait for it to finish, or rerun with --break-lock "
-                      "if that process is gone.")
+    if here: raise StoreLocked(f"store {self.root} is busy: it is locked by {h.describe()}, which is still running; wait for it to finish.")
+    raise StoreLocked(f"store {self.root} is busy: it is locked by {h.describe()}; wait for it to finish, or rerun with --break-lock "
+                      "if that process is gone (audio_lm cannot check a process on another host).")
+
+def _say_break(h:LockInfo): print(f"audio-lm: breaking the lock of {h.describe()}", file=sys.stderr)
 
 @patch_to(Store)
 @contextmanager
 def lock(self, command:str='train', # what the holder does, shown to a refused writer
-         break_lock:bool=False):     # remove an existing lock first (the `--break-lock` escape)
-    "Hold the store's exclusive writer lock for the duration of the block; yields our `LockInfo`."
-    self.root.mkdir(parents=True, exist_ok=True)
+         break_lock:bool=False,      # remove the lock of a holder that is gone first (the `--break-lock` escape)
+         on_break=_say_break):       # called with the `LockInfo` of a lock about to be broken
+    "Hold the store's exclusive writer lock for the block (yields our `LockInfo`); on entry, remove what dead writers left."
     me = LockInfo(os.getpid(), socket.gethostname(), _now(), command)
-    fd, tmpname = tempfile.mkstemp(dir=self.root, prefix='.lock-')
-    with os.fdopen(fd, 'w') as f: f.write(canonical_json(asdict(me))); f.flush(); os.fsync(f.fileno())
+    try:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmpname = tempfile.mkstemp(dir=self.root, prefix=temp_prefix('lock'))
+        with os.fdopen(fd, 'w') as f: f.write(canonical_json(asdict(me))); f.flush(); os.fsync(f.fileno())
+    except OSError as e: raise (write_failed(e, self.lock_path) or e) from None
     try:
         for attempt in range(5):
-            if break_lock: self.lock_path.unlink(missing_ok=True)
+            h = self.lock_holder() if break_lock else None
+            if h is not None:
+                if h.pid != -1 and h.host == me.host and pid_alive(h.pid):
+                    raise StoreLocked(f"store {self.root} is locked by {h.describe()}, which is still running: --break-lock only "
+                                      f"removes the lock of a process that is gone; wait for it to finish, or stop it first (kill {h.pid}).")
+                if on_break: on_break(h)
+                self.lock_path.unlink(missing_ok=True)
             try: os.link(tmpname, self.lock_path); break
             except FileExistsError:
                 h = self.lock_holder()
                 if h is not None and not break_lock: self._refuse(h)
         else: raise StoreLocked(f"could not take the lock of store {self.root}: other writers keep taking it; try again.")
     finally: os.unlink(tmpname)
-    try: yield me
+    try:
+        self.clean_temps()
+        yield me
     finally:
         if self.lock_holder() == me: self.lock_path.unlink(missing_ok=True)
+
+
+# %% ../nbs/03_store.ipynb #6b885c88
+@patch_to(Store)
+def clean_temps(self)->list[Path]:
+    "Remove the temporary files that writers which died left in the store and in the shared cache (the lock holder calls it)."
+    shared = audio_lm_home()/'cache'
+    return clean_dead_temps(self.root) + (clean_dead_temps(shared) if shared.is_dir() else [])
 
 # %% ../nbs/03_store.ipynb #1b9006b8
 @patch_to(Store)
@@ -391,10 +482,13 @@ def exports(self)->list[str]:
 # %% ../nbs/03_store.ipynb #4110ceb7
 @patch_to(Store)
 def state(self)->dict:
-    "The store's state for `show`: blobs, versions, current, exports, lock."
+    "The store's state for `show`: blobs, versions (with what made each), current, exports, lock."
     h = self.lock_holder() if self.root.exists() else None
+    try: records = self.read_manifest().get('versions', {}) if self.exists else {}
+    except StoreError: records = {}   # `show` still reports the folders when the manifest is damaged
     return {'path': str(self.root), 'exists': self.exists, 'blobs': len(self.blob_files()),
             'versions': self.versions(), 'rejected': self.rejected(), 'current': self.current(),
+            'version_records': {v: records[v] for v in self.versions() if v in records},
             'exports': self.exports(),
             'lock': asdict(h) if h else None}
 
@@ -439,6 +533,12 @@ def format_show(info:dict)->str:
         lines.append(f"store     {st['path']}: {st['blobs']} blobs, versions {', '.join(st['versions']) or '(none)'}, "
                      f"current {st['current'] or '(none)'}" + (f", rejected {', '.join(st['rejected'])}" if st['rejected'] else '')
                      + (f", exports {', '.join(st['exports'])}" if st['exports'] else ''))
+        rec = st.get('version_records', {}).get(st['current'] or '', {})
+        if rec.get('data'):
+            d = rec['data']['train']
+            lines.append(f"trained   {st['current']}: {rec.get('steps')} steps on {d['examples']} examples ({len(d['clips'])} clips, "
+                         f"data {d['fingerprint'][:12]}), base {rec.get('base')}, seed {rec.get('seed')}, document sha256 "
+                         f"{(rec.get('document') or {}).get('sha256', '?')[:12]}")
         if st['lock']: lines.append(f"lock      held by {LockInfo(**st['lock']).describe()}")
     return '\n'.join(lines)
 
@@ -446,7 +546,7 @@ def format_show(info:dict)->str:
 def add_break_lock_arg(p):
     "Add `--break-lock` to the parser of a command that takes the store lock."
     p.add_argument('--break-lock', action='store_true',
-                   help="remove the store's lock before taking it (only when the process that holds it is gone)")
+                   help="remove the store's lock before taking it, when the process that holds it is gone (a running holder's lock is never removed)")
 
 def _cmd_init(args)->int:
     kind = next((m.name for m in MODALITIES.values() if getattr(args, m.flag)), DEFAULT_MODALITY)
@@ -462,7 +562,6 @@ def _cmd_show(args)->int:
 def _cmd_ingest(args)->int:
     doc = load_document(args.path); store = Store.for_document(doc)
     res = doc.resolve(check=True)  # document errors first: nothing is created in the store
-    if args.break_lock and (h := store.lock_holder()): print(f"audio-lm: breaking the lock of {h.describe()}", file=sys.stderr)
     with store.lock('ingest', break_lock=args.break_lock): rep = ingest(doc, store, res)
     print(f"ingested {len(rep.clips)} clips into {store.blobs_dir}: {rep.added} added, {rep.present} already there, {rep.repaired} repaired")
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #7af66001
 from __future__ import annotations
-import contextlib, functools, json, math, os, random, re, shutil, sys, tempfile, time
+import contextlib, functools, json, math, os, pickle, random, re, shutil, signal, sys, tempfile, threading, time
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from .audio import AudioLmError, atomic_write
+from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_prefix
 
 # %% auto #0
-__all__ = ['TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe', 'trainable_state',
-           'load_trainable_state', 'trainable_summary', 'save_checkpoint', 'load_checkpoint', 'NormalizerMissing',
-           'english_spelling_mapping', 'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss',
-           'train_step', 'fit', 'plot_run']
+__all__ = ['CKPT_FILES', 'TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe',
+           'trainable_state', 'load_trainable_state', 'trainable_summary', 'CheckpointError', 'save_checkpoint',
+           'checkpoint_dir', 'checkpoint_state', 'load_checkpoint', 'NormalizerMissing', 'english_spelling_mapping',
+           'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss', 'train_step', 'stop_on_signals',
+           'fit', 'plot_run']
 
 # %% ../nbs/07_train.ipynb #2861755f
 @dataclass
@@ -162,11 +163,21 @@ def trainable_summary(model:nn.Module)->str:
     return f"{'; '.join(parts) or 'nothing'} ({n_train:,} of {n_all:,} parameters train)"
 
 # %% ../nbs/07_train.ipynb #56bc95cc
-def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int, extra:dict|None=None):
-    "Write a resumable checkpoint folder at `path` atomically."
+class CheckpointError(AudioLmError):
+    "A checkpoint that cannot be resumed: damaged, or written for other settings or other data."
+    def __init__(self, problem:str, # what is wrong, e.g. "run/checkpoint/optimizer.pt is damaged"
+                 fix:str='start the run over without the checkpoint'): # what to do about it
+        self.problem = problem
+        super().__init__(f"cannot resume: {problem}; {fix}.")
+
+CKPT_FILES = ('trainable.safetensors', 'optimizer.pt', 'rng.pt')   # checksummed in state.json
+
+def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int,
+                    extra:dict|None=None):  # also recorded in state.json (e.g. the run's `fingerprint`)
+    "Write a resumable checkpoint folder at `path` atomically; `state.json` records its position and its files' sha256s."
     from safetensors.torch import save_file
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmpd = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
+    tmpd = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path.name)))
     try:
         save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, str(tmpd/'trainable.safetensors'))
         torch.save(optimizer.state_dict(), tmpd/'optimizer.pt')
@@ -174,7 +185,9 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int, 
         torch.save({'python': random.getstate(), 'numpy': [np_state[0], np_state[1].tolist(), *np_state[2:]],
                     'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                    tmpd/'rng.pt')
-        (tmpd/'state.json').write_text(json.dumps({'step': step, 'epoch': epoch, 'batch_idx': batch_idx, **(extra or {})}, indent=1))
+        files = {n: file_sha256(tmpd/n) for n in CKPT_FILES}
+        (tmpd/'state.json').write_text(json.dumps({'step': step, 'epoch': epoch, 'batch_idx': batch_idx, **(extra or {}),
+                                                   'files': files}, indent=1))
         for f in tmpd.iterdir():
             with open(f, 'rb') as fh: os.fsync(fh.fileno())
         old = path.with_name(f'.{path.name}.old')
@@ -186,22 +199,62 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int, 
         shutil.rmtree(tmpd, ignore_errors=True); raise
     return path
 
-def load_checkpoint(path, model, optimizer)->dict:
-    "Restore weights, optimizer and RNG states from `path`; returns its state (step, epoch, batch_idx, ...)."
-    from safetensors.torch import load_file
+# %% ../nbs/07_train.ipynb #e3f74e88
+def checkpoint_dir(path)->Path|None:
+    "The checkpoint folder at `path`, or its `.old` twin (a kill between the two renames leaves only that), or None."
     path = Path(path)
-    if not (path/'state.json').exists():
-        old = path.with_name(f'.{path.name}.old')   # a kill between the two renames leaves the old one here
-        if (old/'state.json').exists(): path = old
-        else: raise FileNotFoundError(f"no checkpoint at {path}")
-    load_trainable_state(model, load_file(str(path/'trainable.safetensors')))
-    optimizer.load_state_dict(torch.load(path/'optimizer.pt', weights_only=True))
-    rng = torch.load(path/'rng.pt', weights_only=True)
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng['python']))
-    np.random.set_state((rng['numpy'][0], np.array(rng['numpy'][1], dtype=np.uint32), *rng['numpy'][2:]))
-    torch.set_rng_state(rng['torch'])
-    if rng['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng['cuda'])
-    return json.loads((path/'state.json').read_text())
+    for p in (path, path.with_name(f'.{path.name}.old')):
+        if (p/'state.json').exists(): return p
+    return None
+
+def checkpoint_state(path)->dict:
+    "The `state.json` of the checkpoint at `path` (step, epoch, batch_idx, fingerprint, files); `CheckpointError` if damaged."
+    d = checkpoint_dir(path)
+    if d is None: raise FileNotFoundError(f"no checkpoint at {path}")
+    f = d/'state.json'
+    try: st = json.loads(f.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"{f} is damaged (not JSON: {str(e)[:80]})") from None
+    if not isinstance(st, dict) or not all(isinstance(st.get(k), int) for k in ('step', 'epoch', 'batch_idx')):
+        raise CheckpointError(f"{f} is damaged (it does not say step, epoch and batch_idx)")
+    return st
+
+def _short(v): return v[:12] + '…' if isinstance(v, str) and re.fullmatch(r'[0-9a-f]{64}', v) else v
+
+def _changes(old, new, prefix:str='')->list[str]:
+    "What differs between two fingerprints, as 'key OLD then, NEW now'."
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict): out += _changes(a, b, f'{prefix}{k}.')
+        elif a != b: out.append(f"{prefix}{k} {_short(a)!r} then, {_short(b)!r} now")
+    return out
+
+# %% ../nbs/07_train.ipynb #f3fcfb99
+def load_checkpoint(path, model, optimizer,
+                    fingerprint:dict|None=None, # what the run is now (settings, data); must equal the checkpoint's
+                   )->dict:                     # its state: step, epoch, batch_idx, ...
+    "Check the checkpoint at `path` (files, fingerprint), then restore weights, optimizer and RNG states from it."
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    st = checkpoint_state(path); path = checkpoint_dir(path)
+    for n, sha in (st.get('files') or {}).items():
+        f = path/n
+        if not f.is_file(): raise CheckpointError(f"{f} is missing")
+        if file_sha256(f) != sha: raise CheckpointError(f"{f} is damaged (its sha256 is not the one state.json recorded)")
+    if fingerprint is not None and st.get('fingerprint') is not None:
+        changed = _changes(st['fingerprint'], json.loads(json.dumps(fingerprint)))
+        if changed: raise CheckpointError(f"the checkpoint in {path} was written for other settings or data ({'; '.join(changed[:3])})")
+    try:
+        load_trainable_state(model, load_file(str(path/'trainable.safetensors')))
+        optimizer.load_state_dict(torch.load(path/'optimizer.pt', weights_only=True))
+        rng = torch.load(path/'rng.pt', weights_only=True)
+        random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng['python']))
+        np.random.set_state((rng['numpy'][0], np.array(rng['numpy'][1], dtype=np.uint32), *rng['numpy'][2:]))
+        torch.set_rng_state(rng['torch'])
+        if rng['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng['cuda'])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
+        raise CheckpointError(f"the checkpoint in {path} does not fit this model ({str(e).splitlines()[0][:160]})") from e
+    return st
 
 # %% ../nbs/07_train.ipynb #711becf1
 class NormalizerMissing(AudioLmError, ImportError):
@@ -304,6 +357,20 @@ def train_step(model,                 # the (accelerate-prepared) model: forward
     optimizer.step(); optimizer.zero_grad(set_to_none=True)
     return loss_acc, gnorm
 
+# %% ../nbs/07_train.ipynb #50d2f2fe
+@contextlib.contextmanager
+def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
+    "Inside the block the first of `signals` only sets `.signum` on the yielded object; a second raises `Interrupted` at once."
+    flag = type('Stop', (), {'signum': None})()
+    if threading.current_thread() is not threading.main_thread(): yield flag; return
+    def handler(signum, frame):
+        if flag.signum is not None: raise Interrupted(signum, 'a second signal: stopped at once')
+        flag.signum = signum
+    old = {s: signal.signal(s, handler) for s in signals}
+    try: yield flag
+    finally:
+        for s, h in old.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
+
 # %% ../nbs/07_train.ipynb #9eb6385e
 def fit(recipe:Recipe,          # model, collator, lengths (and transcription for WER)
         train_examples,         # a list (or sequence) of examples
@@ -313,14 +380,17 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
         resume:bool=False,      # continue from run_dir/checkpoint
         progress:bool=True,
         on_step:Callable|None=None, # called with (step, record) after every optimizer step
+        fingerprint:dict|None=None, # the run's settings and data, kept in checkpoints; resuming needs the same
        )->TrainResult:
-    "Train `recipe.model` on `train_examples`; evaluate, log and checkpoint along the way."
+    "Train `recipe.model` on `train_examples`; evaluate, log and checkpoint along the way; stop cleanly on SIGINT/SIGTERM."
     from accelerate import Accelerator
+    from accelerate.utils import set_seed
     cfg = cfg or TrainConfig()
+    if cfg.max_steps < 1: raise AudioLmError(f"max_steps is {cfg.max_steps}; train at least 1 step.")
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix='audio_lm_run_')); run_dir.mkdir(parents=True, exist_ok=True)
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision), cpu=not torch.cuda.is_available())
     world, rank = acc.num_processes, acc.process_index
-    random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
+    set_seed(cfg.seed)   # Python, NumPy, torch (and CUDA)
     train_examples = list(train_examples)
     eval_examples = list(eval_examples)
     if recipe.prepare: train_examples, eval_examples = recipe.prepare(train_examples), recipe.prepare(eval_examples)
@@ -337,8 +407,9 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     model, opt = acc.prepare(model, opt)
     step, epoch, bidx, resumed = 0, 0, 0, None
     ckpt = run_dir/'checkpoint'
-    if resume and (ckpt.exists() or ckpt.with_name('.checkpoint.old').exists()):
-        st = load_checkpoint(ckpt, acc.unwrap_model(model), opt)
+    extra = {'fingerprint': fingerprint} if fingerprint is not None else None
+    if resume and checkpoint_dir(ckpt) is not None:
+        st = load_checkpoint(ckpt, acc.unwrap_model(model), opt, fingerprint)
         step, epoch, bidx, resumed = st['step'], st['epoch'], st['batch_idx'], st['step']
     metrics_f = run_dir/'metrics.jsonl'
     if not resumed and acc.is_main_process and metrics_f.exists(): metrics_f.unlink()
@@ -350,27 +421,31 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
             with open(metrics_f, 'a') as f: f.write(json.dumps(rec) + '\n')
     batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
     done = lambda: step >= cfg.max_steps or (cfg.num_epochs is not None and epoch >= cfg.num_epochs)
-    while not done():
-        micro, ntok = [], 0
-        for _ in range(cfg.grad_accum):
-            gb = batches[bidx]; bidx += 1
-            if bidx >= len(batches):  # roll over eagerly: (epoch, bidx) always names the next batch
-                epoch += 1; bidx = 0; batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
-            mine = gb[rank*cfg.micro_batch_size:(rank+1)*cfg.micro_batch_size] or gb[:1]
-            micro.append({k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in recipe.collate([train_examples[i] for i in mine]).items()})
-            ntok += _count_tokens(micro[-1])
-        loss_acc, gnorm = train_step(model, micro, opt, params, cfg, acc, step, recipe.forward_kwargs)
-        step += 1; tokens += ntok
-        rec = {'step': step, 'epoch': epoch, 'loss': round(loss_acc, 6), 'lr': get_lr(step-1, cfg), 'grad_norm': round(gnorm, 4),
-               'tokens': ntok, 'time': round(time.time() - t0, 3)}
-        history.append(rec); bar.update(1); bar.set_postfix(loss=f'{loss_acc:.3f}')
-        if step % cfg.log_every == 0: log(rec)
-        if (cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps) and eval_examples:
-            ev = {'step': step, **evaluate(recipe, eval_examples, cfg, acc)}; evals.append(ev); log({'eval': ev})
-        if cfg.ckpt_every and step % cfg.ckpt_every == 0 and acc.is_main_process:
-            save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx)
-        if cfg.ckpt_every and step % cfg.ckpt_every == 0: acc.wait_for_everyone()
-        if on_step: on_step(step, rec)
+    with stop_on_signals() as stop, contextlib.closing(bar):   # the bar is cleared however the loop ends
+        while not done():
+            micro, ntok = [], 0
+            for _ in range(cfg.grad_accum):
+                gb = batches[bidx]; bidx += 1
+                if bidx >= len(batches):  # roll over eagerly: (epoch, bidx) always names the next batch
+                    epoch += 1; bidx = 0; batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
+                mine = gb[rank*cfg.micro_batch_size:(rank+1)*cfg.micro_batch_size] or gb[:1]
+                micro.append({k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in recipe.collate([train_examples[i] for i in mine]).items()})
+                ntok += _count_tokens(micro[-1])
+            loss_acc, gnorm = train_step(model, micro, opt, params, cfg, acc, step, recipe.forward_kwargs)
+            step += 1; tokens += ntok
+            rec = {'step': step, 'epoch': epoch, 'loss': round(loss_acc, 6), 'lr': get_lr(step-1, cfg), 'grad_norm': round(gnorm, 4),
+                   'tokens': ntok, 'time': round(time.time() - t0, 3)}
+            history.append(rec); bar.update(1); bar.set_postfix(loss=f'{loss_acc:.3f}')
+            if step % cfg.log_every == 0: log(rec)
+            if (cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps) and eval_examples:
+                ev = {'step': step, **evaluate(recipe, eval_examples, cfg, acc)}; evals.append(ev); log({'eval': ev})
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0 and acc.is_main_process:
+                save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0: acc.wait_for_everyone()
+            if on_step: on_step(step, rec)
+            if stop.signum is not None:   # SIGINT/SIGTERM: keep this step (even with ckpt_every=0), then go
+                if acc.is_main_process: save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
+                raise Interrupted(stop.signum, f"stopped after step {step}, checkpoint saved in {ckpt}")
     bar.close()
     if eval_examples and acc.is_main_process:
         ev = {'step': step, **evaluate(recipe, eval_examples, cfg, acc)}; evals.append(ev); log({'eval': ev})

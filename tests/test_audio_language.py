@@ -66,7 +66,7 @@ def test_train_cli_commits_a_peft_adapter(trained):
     assert '6 train, 1 held out' in r.stdout and 'WER' in r.stdout   # prose + Q/A + 4 clips; the held-out voice's clip
     v = _version(home)
     assert sorted(p.name for p in v.iterdir()) == ['README.md', 'adapter_config.json', 'adapter_model.safetensors',
-                                                    'audio_language.json']
+                                                    'audio_language.json', 'version.json']
     assert json.loads((v/'audio_language.json').read_text())['base'] == 'tiny-qwen2-audio'
     # a plain PEFT adapter: it loads onto the base with transformers + peft alone, on the language model only
     from peft import PeftModel

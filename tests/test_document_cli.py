@@ -72,7 +72,7 @@ def test_show_then_ingest_acceptance(cli, run, project):
     assert info['base_model'] == 'qwen2-audio-7b-instruct' and info['direction'] == 'audio->text'
     assert 1 < info['total_duration_s'] < 60
     assert info['store'] == {'path': str(store.root), 'exists': False, 'blobs': 0, 'versions': [], 'rejected': [],
-                             'current': None, 'exports': [], 'lock': None}
+                             'current': None, 'version_records': {}, 'exports': [], 'lock': None}
     assert not store.root.exists()  # show is read-only
 
     r = cli('ingest', project)
@@ -165,7 +165,7 @@ def test_lock_held_stale_and_break(cli, run, project):
         assert holder.stdout.readline().strip() == 'locked'
         msg = one_line_error(cli('ingest', project))
         host = socket.gethostname()
-        assert msg.startswith(f"store {store.root} is locked by pid {holder.pid} on {host} since ") and '(train)' in msg, msg
+        assert msg.startswith(f"store {store.root} is busy: it is locked by pid {holder.pid} on {host} since ") and '(train)' in msg, msg
         assert store.blob_files() == []
     finally:
         holder.kill(); holder.wait()

@@ -219,7 +219,7 @@ def test_cli_export_verify_show(trained, home, tmp_path, cli):
     assert r.returncode == 0, r.stderr[-2000:]
     assert f'exported v0001 of {trained.qa_doc}' in r.stdout and str(out) in r.stdout
     r = cli('verify', out)
-    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 1 and 'all 7 files' in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 1 and 'all 8 files' in r.stdout, r.stdout + r.stderr
     r = cli('show', trained.qa_doc)
     assert r.returncode == 0 and str(out) in r.stdout, r.stdout + r.stderr
     assert str(out) in json.loads(cli('show', trained.qa_doc, '--json').stdout)['store']['exports']
@@ -230,7 +230,7 @@ def test_cli_export_verify_show(trained, home, tmp_path, cli):
     r = cli('verify', out)
     assert r.returncode == 1
     assert 'changed: adapter/adapter_model.safetensors (sha256 differs from the manifest)' in r.stderr
-    assert 'missing: processor/tokenizer_config.json' in r.stderr and '2 of 7 files are missing or changed' in r.stderr
+    assert 'missing: processor/tokenizer_config.json' in r.stderr and '2 of 8 files are missing or changed' in r.stderr
     # user errors: one line, exit 2
     r = cli('verify', tmp_path)
     assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'holds no snapshot_manifest.json' in r.stderr

@@ -104,3 +104,21 @@ def test_speak_argument_errors(run, project, trained):
     r = run('speak', d/'missing.dlm', 'hello', '--out', d/'no.wav')
     assert r.returncode == 2 and 'missing.dlm' in r.stderr, r.stderr
     assert not (d/'no.wav').exists()
+
+def test_speak_refuses_in_one_line_and_writes_nothing(cli, project, trained):
+    "An empty text, a format soundfile cannot write, a text beyond the base's positions, a damaged version (issue 17)."
+    d, docs, env = project
+    out = d/'faults'/'said.wav'; out.parent.mkdir(exist_ok=True)
+    msg = one_line_error(cli('speak', docs['voice'], '  ', '--out', out, env=env))
+    assert msg.startswith('the text to say is empty; give the words to speak'), msg
+    msg = one_line_error(cli('speak', docs['voice'], 'four two', '--out', out.with_suffix('.mp4'), env=env))
+    assert msg == f"--out {out.with_suffix('.mp4')}: audio-lm cannot write .mp4; name it {out} (or .flac, .ogg, .mp3).", msg
+    msg = one_line_error(cli('speak', docs['voice'], 'four two ' * 10700, '--out', out, env=env))   # 96 k characters
+    assert 'beyond the 4096 positions the model was built for; say it in shorter parts' in msg, msg
+    version = next((d/'home'/'store').glob('*SPKA1/adapter/versions/v0001'))
+    w = version/'adapter_model.safetensors'; good = w.read_bytes()
+    w.write_bytes(good[:-3] + bytes([good[-3] ^ 1]) + good[-2:])
+    try: msg = one_line_error(cli('speak', docs['voice'], 'four two', '--out', out, env=env))
+    finally: w.write_bytes(good)
+    assert msg.startswith(f"version v0001 is damaged: {w} no longer matches the sha256 recorded at commit"), msg
+    assert list(out.parent.iterdir()) == []   # no file, no temporary

@@ -83,13 +83,14 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, corpus):
     assert not (home/'store'/dlm_id/'adapter'/'current.txt').exists(), "the run was not interrupted"
     step = json.loads(state.read_text())['step']
     assert 4 <= step < 24
-    # without --resume the user must choose
+    # the killed process left its lock, and the lock comes first: reported, not stolen; --break-lock is the explicit escape
     again = cli('train', doc, *args, home=home)
-    assert again.returncode == 2 and f'stopped at step' in again.stderr and '--resume' in again.stderr
-    # the killed process left its lock: reported, not stolen; --break-lock is the explicit escape
+    assert again.returncode == 2 and 'stale lock' in again.stderr and '--break-lock' in again.stderr
+    # with the dead writer's lock broken, the user must still choose: resume or start over
+    again = cli('train', doc, *args, '--break-lock', home=home)
+    assert again.returncode == 2 and 'breaking the lock of pid' in again.stderr and 'stopped at step' in again.stderr
+    assert '--resume' in again.stderr.splitlines()[-1]
     res = cli('train', doc, *args, '--resume', home=home)
-    assert res.returncode == 2 and 'stale lock' in res.stderr and '--break-lock' in res.stderr
-    res = cli('train', doc, *args, '--resume', '--break-lock', home=home)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resumed at step' in res.stdout
     a, b = weights(tmp_path/'home_full', dlm_id), weights(home, dlm_id)
