@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .audio import AudioLmError
-from .collate import AudioLmCollator, AudioLmExample, as_audio_lm_example
+from .collate import Qwen2AudioCollator, Qwen2AudioExample, as_qwen2_audio_example
 from .document import TrainingConfig
 from .bases import BASES, BaseSpec
 from .models import load_audio_language, quiet_transformers, from_hub, weights_at
@@ -141,7 +141,7 @@ def _feature_dtype(model)->torch.dtype:
 
 @torch.no_grad()
 def answers(model,                    # a Qwen2AudioForConditionalGeneration (or a PeftModel around one)
-            collator:AudioLmCollator, # how to turn the examples into prompts
+            collator:Qwen2AudioCollator, # how to turn the examples into prompts
             examples,                 # anything the collator accepts; their answers are ignored
             max_new_tokens:int=64, batch_size:int=8,
             do_sample:bool=False,     # greedy (False) or sampling
@@ -177,10 +177,10 @@ def ask(model, processor,           # from `load_trained` (or a base's model and
     "Ask `model` one `question` about `audios`."
     single = isinstance(audios, (str, Path)) or (isinstance(audios, np.ndarray) and audios.ndim == 1)
     clips = [audios] if single else list(audios)
-    coll = AudioLmCollator(processor, cache=False, auto_resample=auto_resample, system=system)
+    coll = Qwen2AudioCollator(processor, cache=False, auto_resample=auto_resample, system=system)
     if do_sample: generate_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
     if seed is not None: torch.manual_seed(seed)
-    return answers(model, coll, [AudioLmExample(clips, question, None)], max_new_tokens, 1, do_sample, **generate_kwargs)[0]
+    return answers(model, coll, [Qwen2AudioExample(clips, question, None)], max_new_tokens, 1, do_sample, **generate_kwargs)[0]
 
 # %% ../nbs/08b_audio_language.ipynb #1fa889a3
 def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_audio_language`)
@@ -194,11 +194,11 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
         base.model = load_4bit(base)   # the full-precision copy is no longer needed
     targets = base.spec.lora_targets if t.target_modules in (None, 'auto') else list(t.target_modules)
     model = with_lora(base.model, targets, t.lora_r, t.lora_alpha, t.lora_dropout, t.seed, base.spec.modules_to_save)
-    coll = AudioLmCollator.for_base(base, cache=cache, auto_resample=t.audio.auto_resample, max_length=t.sequence_len,
+    coll = Qwen2AudioCollator.for_base(base, cache=cache, auto_resample=t.audio.auto_resample, max_length=t.sequence_len,
                                     system=doc.system_prompt if doc is not None else None)
     return Recipe('audio-language', model, collate=coll, length=coll.length,
                   transcribe=lambda m, exs: answers(m, coll, exs),
-                  reference=lambda e: as_audio_lm_example(e).answer,
+                  reference=lambda e: as_qwen2_audio_example(e).answer,
                   save=lambda m, d: save_adapter(m, d, base.spec.name, t.adapter))
 
 # %% ../nbs/08b_audio_language.ipynb #04a4e426

@@ -16,8 +16,8 @@ from .audio import AudioLmError, AudioNotFound, AudioCache, log_mel, load_audio
 from .models import audio_lm_home
 
 # %% auto #0
-__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'ListenCollator', 'tokenize_pieces', 'AudioLmExample',
-           'as_audio_lm_example', 'qwen2_audio_tokens', 'AudioLmCollator']
+__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'ListenCollator', 'tokenize_pieces', 'split_answer',
+           'Qwen2AudioExample', 'as_qwen2_audio_example', 'qwen2_audio_tokens', 'Qwen2AudioCollator']
 
 # %% ../nbs/06_collate.ipynb #ddab4534
 class CollateError(AudioLmError, ValueError):
@@ -151,6 +151,19 @@ def _cut_after(pieces:list, eot:str|None)->list:
         out.append((text, user))
     return out
 
+def split_answer(apply,      # a chat template's `apply_chat_template`
+                 msgs:list,  # the conversation up to the answer
+                 answer,     # the assistant's answer text (placeholders from `h`), or None
+                 h, what:str)->tuple[str, str|None]:
+    "The rendered prompt (ending with the generation prompt) and the rendered answer after it (None without one)."
+    prompt = apply(msgs, add_generation_prompt=True, tokenize=False)
+    if answer is None: return prompt, None
+    full = apply(msgs + [{'role': 'assistant', 'content': h.hole(answer)}], tokenize=False)
+    if not full.startswith(prompt):
+        raise CollateError(f"the {what}'s chat template renders the conversation differently with and without "
+                           "the answer, so the answer cannot be located; pass system= or use a template without that.")
+    return prompt, full[len(prompt):]
+
 @patch_to(ListenCollator)
 def pieces(self, ex:ListenExample)->tuple[list, list|None]:
     "The prompt (one placeholder per clip) and the answer (ending with the end-of-turn token) as (text, is_user) pieces."
@@ -164,19 +177,16 @@ def pieces(self, ex:ListenExample)->tuple[list, list|None]:
     if not self.tok.chat_template:
         return h.fill(user + '\n'), None if ex.answer is None else h.fill(h.hole(ex.answer) + self.tok.eos_token)
     msgs = ([{'role': 'system', 'content': h.hole(self.system)}] if self.system else []) + [{'role': 'user', 'content': user}]
-    prompt = self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    if ex.answer is None: return h.fill(prompt), None
-    full = self.tok.apply_chat_template(msgs + [{'role': 'assistant', 'content': h.hole(ex.answer)}], tokenize=False)
-    if not full.startswith(prompt):
-        raise CollateError("the tokenizer's chat template renders the conversation differently with and without "
-                           "the answer, so the answer cannot be located; pass system= or use a template without that.")
-    return h.fill(prompt), _cut_after(h.fill(full[len(prompt):]), self.tok.eos_token)
+    prompt, answer = split_answer(self.tok.apply_chat_template, msgs, ex.answer, h, 'tokenizer')
+    if answer is None: return h.fill(prompt), None
+    return h.fill(prompt), _cut_after(h.fill(answer), self.tok.eos_token)
 
-@patch_to(ListenCollator)
-def texts(self, ex:ListenExample)->tuple[str, str|None]:
-    "The prompt text (with one placeholder per clip) and the answer text (ending with the end-of-turn token)."
+def _texts(self, ex)->tuple[str, str|None]:
+    "The prompt text (one placeholder per clip) and the answer text (ending with the end-of-turn token): `pieces` joined."
     p, a = self.pieces(ex)
     return ''.join(t for t, _ in p), None if a is None else ''.join(t for t, _ in a)
+
+ListenCollator.texts = _texts
 
 # %% ../nbs/06_collate.ipynb #38761b63
 @patch_to(ListenCollator)
@@ -251,23 +261,23 @@ def length(self, x)->int:
 
 # %% ../nbs/06_collate.ipynb #b4a784e8
 @dataclass
-class AudioLmExample:
+class Qwen2AudioExample:
     "One normalised example for an audio-language model: clips, the user's question (None: prose), the answer."
     audios:list            # paths, `datasets` Audio values or float32 waveforms (may be empty)
     prompt:str|None        # the question; None for prose, whose text is all answer
     answer:str|None=None   # what to learn (None when generating)
     origin:str|None=None   # where it was written ('talk.dlm:12'), for messages
 
-def as_audio_lm_example(x, default_prompt:str='Transcribe the audio.')->AudioLmExample:
+def as_qwen2_audio_example(x, default_prompt:str='Transcribe the audio.')->Qwen2AudioExample:
     "Normalise a document `Example`, a `Clip`, a dict (`{'text': ...}` is prose) or a `ListenExample`."
-    if isinstance(x, AudioLmExample): return x
+    if isinstance(x, Qwen2AudioExample): return x
     if hasattr(x, 'kind') and hasattr(x, 'clips'):  # an audio_lm.document.Example
-        if x.kind == 'prose': return AudioLmExample([], None, x.target, x.origin or None)
-        return AudioLmExample([c.path for c in x.clips], x.prompt or default_prompt, x.target, x.origin or None)
+        if x.kind == 'prose': return Qwen2AudioExample([], None, x.target, x.origin or None)
+        return Qwen2AudioExample([c.path for c in x.clips], x.prompt or default_prompt, x.target, x.origin or None)
     if isinstance(x, dict) and 'text' in x and not {'audio', 'audios', 'path', 'answer', 'transcript'} & set(x):
-        return AudioLmExample([], None, x['text'], x.get('origin'))
+        return Qwen2AudioExample([], None, x['text'], x.get('origin'))
     e = as_example(x, default_prompt)
-    return AudioLmExample(e.audios, e.prompt, e.answer, e.origin)
+    return Qwen2AudioExample(e.audios, e.prompt, e.answer, e.origin)
 
 # %% ../nbs/06_collate.ipynb #4bc32e61
 def qwen2_audio_tokens(n_frames:int)->int:
@@ -275,7 +285,7 @@ def qwen2_audio_tokens(n_frames:int)->int:
     return ((n_frames - 1) // 2 + 1 - 2) // 2 + 1
 
 # %% ../nbs/06_collate.ipynb #55e0ba54
-class AudioLmCollator:
+class Qwen2AudioCollator:
     "Qwen2-Audio inputs from examples with one batched processor call: ids, masks, features and answer-only labels."
     def __init__(self, processor,                   # a Qwen2AudioProcessor (feature extractor, tokenizer, chat template)
                  cache:AudioCache|str|Path|bool|None=None, # waveform cache (default `$AUDIO_LM_HOME/cache`; False: none)
@@ -300,12 +310,12 @@ class AudioLmCollator:
         self.prompt, self.system, self.max_length = prompt, system, max_length
 
     @classmethod
-    def for_base(cls, base, **kwargs)->AudioLmCollator:
+    def for_base(cls, base, **kwargs)->Qwen2AudioCollator:
         "A collator for a loaded audio-language `Base` (its processor and longest clip)."
         return cls(base.processor, **{'max_seconds': base.spec.max_seconds, **kwargs})
 
 # %% ../nbs/06_collate.ipynb #fec4379d
-@patch_to(AudioLmCollator)
+@patch_to(Qwen2AudioCollator)
 def waveform(self, audio)->np.ndarray:
     "Mono float32 samples of a clip at the processor's rate: decoded under the sample-rate policy, cut to `max_seconds`."
     audio = _as_source(audio)
@@ -319,8 +329,8 @@ def waveform(self, audio)->np.ndarray:
     return np.pad(wav, (0, n - len(wav))) if len(wav) < n else wav
 
 # %% ../nbs/06_collate.ipynb #de44ebe2
-@patch_to(AudioLmCollator)
-def messages(self, ex:AudioLmExample,
+@patch_to(Qwen2AudioCollator)
+def messages(self, ex:Qwen2AudioExample,
              put=lambda t: t, # how user text goes into a message (`_Holes.hole` to render with holes)
             )->list:
     "The chat messages of `ex`'s question: an audio item per clip, where `<|AUDIO|>` markers put them, else first."
@@ -336,31 +346,22 @@ def messages(self, ex:AudioLmExample,
             if t: content.append({'type': 'text', 'text': put(t)})
     return ([{'role': 'system', 'content': put(self.system)}] if self.system else []) + [{'role': 'user', 'content': content}]
 
-@patch_to(AudioLmCollator)
-def pieces(self, ex:AudioLmExample)->tuple[list, list|None]:
+@patch_to(Qwen2AudioCollator)
+def pieces(self, ex:Qwen2AudioExample)->tuple[list, list|None]:
     "The prompt and the answer (ending with the end-of-turn token) as (text, is_user) pieces; prose is all answer."
     h = _Holes()
     if ex.prompt is None: return [], None if ex.answer is None else h.fill(h.hole(ex.answer) + (self.tok.eos_token or ''))
     msgs = self.messages(ex, h.hole)
-    prompt = self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    if ex.answer is None: return h.fill(prompt), None
-    full = self.processor.apply_chat_template(msgs + [{'role': 'assistant', 'content': h.hole(ex.answer)}], tokenize=False)
-    if not full.startswith(prompt):
-        raise CollateError("the processor's chat template renders the conversation differently with and without "
-                           "the answer, so the answer cannot be located; pass system= or use a template without that.")
-    answer = full[len(prompt):]
+    prompt, answer = split_answer(self.processor.apply_chat_template, msgs, ex.answer, h, 'processor')
+    if answer is None: return h.fill(prompt), None
     eot = next((t for t in ('<|im_end|>', self.tok.eos_token) if t and t in re.sub('\ue000\\d+\ue001', '', answer)), None)
     return h.fill(prompt), _cut_after(h.fill(answer), eot)
 
-@patch_to(AudioLmCollator)
-def texts(self, ex:AudioLmExample)->tuple[str, str|None]:
-    "The prompt text and the answer text (which ends with the end-of-turn token); prose is all answer."
-    p, a = self.pieces(ex)
-    return ''.join(t for t, _ in p), None if a is None else ''.join(t for t, _ in a)
+Qwen2AudioCollator.texts = _texts   # the same joining as the listening collator's
 
 # %% ../nbs/06_collate.ipynb #11771343
-@patch_to(AudioLmCollator)
-def _ids(self, e:AudioLmExample)->tuple[list, list]:
+@patch_to(Qwen2AudioCollator)
+def _ids(self, e:Qwen2AudioExample)->tuple[list, list]:
     "Token ids of `e`'s prompt (one `<|AUDIO|>` per clip) and answer, memoised per text."
     memo = self.__dict__.setdefault('_memo', {})
     key = (e.prompt, len(e.audios), e.answer, self.system)
@@ -370,13 +371,13 @@ def _ids(self, e:AudioLmExample)->tuple[list, list]:
         memo[key] = (tokenize_pieces(self.tok, p), [] if a is None else tokenize_pieces(self.tok, a))
     return memo[key]
 
-@patch_to(AudioLmCollator)
-def __call__(self, examples:list,            # document Examples, Clips, dicts, ListenExamples or AudioLmExamples
+@patch_to(Qwen2AudioCollator)
+def __call__(self, examples:list,            # document Examples, Clips, dicts, ListenExamples or Qwen2AudioExamples
              for_generation:bool=False,      # prompts only (no answers, no labels), left-padded
             )->dict:
     "Collate `examples` into `input_ids`, `attention_mask`, `input_features`, `feature_attention_mask`, `labels`."
-    exs = [as_audio_lm_example(x, self.prompt) for x in examples]
-    if for_generation: exs = [AudioLmExample(e.audios, e.prompt or '', None, e.origin) for e in exs]
+    exs = [as_qwen2_audio_example(x, self.prompt) for x in examples]
+    if for_generation: exs = [Qwen2AudioExample(e.audios, e.prompt or '', None, e.origin) for e in exs]
     for e in exs:
         if e.answer is None and not for_generation:
             raise CollateError(f"example with prompt {e.prompt!r} has no answer to learn; give it a 'transcript' or "
@@ -415,10 +416,10 @@ def __call__(self, examples:list,            # document Examples, Clips, dicts, 
     if not for_generation: out['labels'] = labels
     return out
 
-@patch_to(AudioLmCollator)
+@patch_to(Qwen2AudioCollator)
 def length(self, x)->int:
     "Approximate tokens of an example (for grouping batches by length) without decoding its audio."
-    ex = as_audio_lm_example(x, self.prompt)
+    ex = as_qwen2_audio_example(x, self.prompt)
     n = (len(ex.prompt or '') + len(ex.answer or '')) // 3 + (30 if ex.prompt is not None else 1)
     for a in ex.audios:
         n += qwen2_audio_tokens(math.ceil(max(self.min_seconds, _seconds(a, self.sr, self.max_seconds)) * 100)) + 8

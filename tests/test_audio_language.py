@@ -85,10 +85,10 @@ def test_ask_two_clips(trained, monkeypatch):
     assert r.returncode == 0, r.stderr[-3000:]
     monkeypatch.setenv('AUDIO_LM_HOME', str(home))
     from audio_lm.audio_language import load_trained, ask
-    from audio_lm.collate import AudioLmCollator, AudioLmExample
+    from audio_lm.collate import Qwen2AudioCollator, Qwen2AudioExample
     model, processor = load_trained(_version(home))
     q = 'Are these two clips the same words?'
-    enc = AudioLmCollator(processor, cache=False)([AudioLmExample([clips[1].path, clips[2].path], q)], for_generation=True)
+    enc = Qwen2AudioCollator(processor, cache=False)([Qwen2AudioExample([clips[1].path, clips[2].path], q)], for_generation=True)
     assert processor.tokenizer.decode(enc['input_ids'][0]).count('<|audio_bos|>') == 2 and enc['input_features'].shape[0] == 2
     reply = ask(model, processor, [clips[1].path, clips[2].path], q, max_new_tokens=8)
     assert isinstance(reply, str) and reply.strip()
@@ -98,11 +98,11 @@ def test_loss_ignores_audio_placeholders(trained, monkeypatch):
     home, project, clips, r, doc = trained
     monkeypatch.setenv('AUDIO_LM_HOME', str(home))
     from audio_lm.run import load_base
-    from audio_lm.collate import AudioLmCollator, AudioLmExample
+    from audio_lm.collate import Qwen2AudioCollator, Qwen2AudioExample
     base = load_base('tiny-qwen2-audio')
-    coll = AudioLmCollator.for_base(base, cache=False)
-    batch = coll([AudioLmExample([clips[0].path, clips[1].path], 'First <|AUDIO|> then <|AUDIO|>: same words?', 'No.'),
-                  AudioLmExample([], 'What is seven plus one?', 'Eight.'), clips[2]])
+    coll = Qwen2AudioCollator.for_base(base, cache=False)
+    batch = coll([Qwen2AudioExample([clips[0].path, clips[1].path], 'First <|AUDIO|> then <|AUDIO|>: same words?', 'No.'),
+                  Qwen2AudioExample([], 'What is seven plus one?', 'Eight.'), clips[2]])
     ids, lab = batch['input_ids'], batch['labels']
     ph = torch.isin(ids, torch.tensor(coll.audio_ids))
     assert ph[0].sum() > 50 and ph[1].sum() == 0                      # two clips expanded; a text-only row in the batch

@@ -215,11 +215,11 @@ def test_listening_document_labels_hold_the_whole_transcript(tmp_path, clips):
 
 def test_audio_language_and_speaking_rows_keep_the_whole_text(tmp_path, clips):
     from audio_lm.models import load_audio_language
-    from audio_lm.collate import AudioLmCollator
+    from audio_lm.collate import Qwen2AudioCollator
     from audio_lm.document import Example
     from audio_lm.corpus import Clip
     tq = load_audio_language('tiny-qwen2-audio')
-    coll = AudioLmCollator.for_base(tq, cache=tmp_path/'cache')
+    coll = Qwen2AudioCollator.for_base(tq, cache=tmp_path/'cache')
     exs = [Example('transcription', s, None, [clips[0][0]]) for s in SAID] + [Example('instruction', s, f'Q: {s}?') for s in SAID[:3]]
     b = coll(exs)
     for i, e in enumerate(exs):
@@ -239,7 +239,7 @@ def test_datasets_rows_through_collators_and_the_bridge(tmp_path, clips):
     from datasets import Dataset
     from audio_lm.audio import load_audio, AudioSampleRateMismatch
     from audio_lm.corpus import from_dataset
-    from audio_lm.collate import ListenCollator, AudioLmCollator
+    from audio_lm.collate import ListenCollator, Qwen2AudioCollator
     from audio_lm.models import load_audio_language, load_listening
     c = clips[0][0]
     w16 = load_audio(c.path, 16000)[0]
@@ -249,7 +249,7 @@ def test_datasets_rows_through_collators_and_the_bridge(tmp_path, clips):
     enc = Dataset.from_dict({'audio': [{'path': 'rec_8k.flac', 'bytes': buf.getvalue()}], 'text': [c.transcript]})
     rows = list(ds) + list(enc)      # rows as datasets hands them out: lists of floats, bytes
     lc = ListenCollator.for_model(load_listening('tiny-listener').model, cache=tmp_path/'cache')
-    qc = AudioLmCollator.for_base(load_audio_language('tiny-qwen2-audio'), cache=tmp_path/'cache')
+    qc = Qwen2AudioCollator.for_base(load_audio_language('tiny-qwen2-audio'), cache=tmp_path/'cache')
     for coll in (lc, qc):
         for value in (rows[0]['audio'], {'array': np.asarray(rows[0]['audio']['array']), 'sampling_rate': 8000}):   # a bare TypeError once
             with pytest.raises(AudioSampleRateMismatch, match='audio given as samples: native sample_rate=8000 Hz does not match pinned 16000 Hz'):
