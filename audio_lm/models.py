@@ -20,7 +20,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.masking_utils import create_bidirectional_mask
 from safetensors.torch import save_file, load_file
 from .audio import AudioLmError, atomic_write
-from .bases import (ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
+from .bases import (LISTEN_POLICIES, ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
                             missing_weights_message)
 from .audio import audio_lm_home
 from .whisper import whisper_tiny_en_path
@@ -158,7 +158,7 @@ def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder out
     return x, self.out_lengths(lengths)
 
 # %% ../nbs/05_models.ipynb #2e11a46b
-POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': train from scratch
+POLICIES = LISTEN_POLICIES  # the registry's names (01a_bases), which documents are checked against; 'all': train from scratch
 
 class ListeningLM(nn.Module):
     "A Whisper-style encoder, a projector and a causal LM, joined at audio placeholder tokens."

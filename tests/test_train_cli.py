@@ -10,6 +10,7 @@ dlm_id: {id}
 dlm_version: 11
 base_model: tiny-listener
 training:
+  policy: projector+lora
   learning_rate: 0.003
   micro_batch_size: 4
   grad_accum: 1
