@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .audio import AudioLmError, file_sha256, pid_alive
+from .audio import AudioLmError, file_sha256, pid_alive, temp_dir, umask_tree
 from .store import (Store, canonical_json, add_break_lock_arg, REJECTED_RE, VERSION_RECORD, _now,
                             _fsync_tree, _fsync_path)
 from .bases import BASES, get_base
@@ -130,10 +130,10 @@ def write_export(final,  # the export folder to create or replace
     "Fill a temporary folder beside `final` with `write`, then rename it to `final` (replacing an older export)."
     final = Path(final).absolute(); final.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(final.parent, final.name)
-    tmpd = Path(tempfile.mkdtemp(dir=final.parent, prefix=f'.{final.name}.pending-{os.getpid()}-'))
+    tmpd = temp_dir(final.parent, f'.{final.name}.pending-{os.getpid()}-')
     try:
         write(tmpd)
-        _fsync_tree(tmpd)
+        umask_tree(tmpd); _fsync_tree(tmpd)
         _checkpoint('written')
         old = final.with_name(f'.{final.name}.old-{os.getpid()}') if final.exists() else None
         if old: os.rename(final, old)

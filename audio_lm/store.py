@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.basics import patch_to
-from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, write_failed
+from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, temp_dir, umask_tree, write_failed
 from .audio import audio_lm_home
 from .document import (Document, DocumentError, Resolved, load_document, init_document, new_ulid, SECTION_TYPES,
                                EXAMPLE_KINDS)
@@ -309,14 +309,14 @@ def new_version(self, meta:dict|None=None): # recorded in the manifest under the
     "Yield a `PendingVersion` to write into; record its files' checksums, then commit it in two phases when the block ends without error."
     self.create()
     self._clean_pending()
-    pv = PendingVersion(Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=f'.pending-{os.getpid()}-')), meta=dict(meta or {}))
+    pv = PendingVersion(temp_dir(self.versions_dir, f'.pending-{os.getpid()}-'), meta=dict(meta or {}))
     tmp = pv.path
     try:
         yield pv
         if pv.rejected: (tmp/'REJECTED.txt').write_text(pv.rejected + '\n', encoding='utf-8')
         rec = {'committed_at': _now(), **pv.meta, 'files': version_files(tmp)}
         (tmp/VERSION_RECORD).write_text(canonical_json(rec), encoding='utf-8')
-        _fsync_tree(tmp)
+        umask_tree(tmp); _fsync_tree(tmp)
         _checkpoint('written')
         for _ in range(100):  # phase 1: the version exists under its final name
             name = f'v{self._next_number():04d}' + ('-rejected' if pv.rejected else '')

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_prefix
+from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_prefix, temp_dir, umask_tree
 
 # %% auto #0
 __all__ = ['CKPT_FILES', 'TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe',
@@ -177,7 +177,7 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int,
     "Write a resumable checkpoint folder at `path` atomically; `state.json` records its position and its files' sha256s."
     from safetensors.torch import save_file
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmpd = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path.name)))
+    tmpd = temp_dir(path.parent, temp_prefix(path.name))
     try:
         save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, str(tmpd/'trainable.safetensors'))
         torch.save(optimizer.state_dict(), tmpd/'optimizer.pt')
@@ -188,6 +188,7 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int,
         files = {n: file_sha256(tmpd/n) for n in CKPT_FILES}
         (tmpd/'state.json').write_text(json.dumps({'step': step, 'epoch': epoch, 'batch_idx': batch_idx, **(extra or {}),
                                                    'files': files}, indent=1))
+        umask_tree(tmpd)
         for f in tmpd.iterdir():
             with open(f, 'rb') as fh: os.fsync(fh.fileno())
         old = path.with_name(f'.{path.name}.old')
