@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_audio.ipynb #bf5161b0
 from __future__ import annotations
-import collections, errno, hashlib, io, json, os, re, shutil, signal, struct, tempfile
+import collections, errno, hashlib, io, json, math, os, re, shutil, signal, struct, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -15,8 +15,8 @@ from fastcore.basics import patch_to
 __all__ = ['AUDIO_EXTS', 'TEMP_RE', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty',
            'AudioNonFinite', 'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'audio_extensions', 'is_audio_file',
            'read_audio', 'AudioHeader', 'probe_audio', 'to_mono', 'resample', 'fit_length', 'AudioInfo',
-           'rate_mismatch_message', 'load_audio', 'temp_prefix', 'umask_mode', 'umask_tree', 'temp_dir', 'pid_alive',
-           'clean_dead_temps', 'WriteFailed', 'write_failed', 'Interrupted', 'atomic_write', 'save_audio',
+           'rate_mismatch_message', 'load_audio', 'temp_prefix', 'umask_mode', 'json_safe', 'umask_tree', 'temp_dir',
+           'pid_alive', 'clean_dead_temps', 'WriteFailed', 'write_failed', 'Interrupted', 'atomic_write', 'save_audio',
            'feature_extractor', 'log_mel', 'audio_lm_home', 'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
 
 # %% ../nbs/00_audio.ipynb #d98d91e8
@@ -236,6 +236,14 @@ def umask_mode(path)->Path:
     m = os.umask(0); os.umask(m)   # reading the umask means setting it; put back at once
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~m)
     return Path(path)
+
+def json_safe(obj):
+    "`obj` with every NaN or infinite float replaced by None: what `json.dumps(..., allow_nan=False)` accepts (strict JSON)."
+    if isinstance(obj, float): return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict): return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic): return json_safe(obj.item())
+    return obj
 
 def umask_tree(root)->Path:
     "`umask_mode` on `root` and everything in it: a pending folder whose writers (safetensors, mkstemp) made files 0600."

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.basics import patch_to
-from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, temp_dir, umask_tree, write_failed
+from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, temp_dir, umask_tree, json_safe, write_failed
 from .audio import audio_lm_home
 from .document import (Document, DocumentError, Resolved, load_document, init_document, new_ulid, SECTION_TYPES,
                                EXAMPLE_KINDS)
@@ -28,7 +28,7 @@ class StoreError(AudioLmError):
 
 def canonical_json(obj)->str:
     "JSON with sorted keys and fixed indentation, so equal content is equal bytes."
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + '\n'
+    return json.dumps(json_safe(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + '\n'   # strict: NaN -> null
 
 class Store:
     "The store folder of one document: blobs, adapter versions, exports, logs and cache."
@@ -556,7 +556,7 @@ def _cmd_init(args)->int:
 
 def _cmd_show(args)->int:
     info = show_info(args.path)
-    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_show(info))
+    print(json.dumps(json_safe(info), indent=2, ensure_ascii=False, allow_nan=False) if args.json else format_show(info))
     return 0
 
 def _cmd_ingest(args)->int:

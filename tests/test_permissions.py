@@ -1,5 +1,5 @@
 "Every file and folder `audio-lm` writes has the mode the user's umask gives (0644/0755 under 022), not mkstemp's 0600/0700."
-import os, stat, subprocess, sys
+import json, os, stat, subprocess, sys
 from pathlib import Path
 
 def cli_umask(mask:int, *args, home):
@@ -48,3 +48,14 @@ def test_outputs_follow_umask_077(tmp_path):
     assert cli_umask(0o077, 'init', work/'d.dlm', '--speak', home=home).returncode == 0
     ms = modes(work)
     assert len(ms) > 5 and bad(ms, 0o600, 0o700) == []
+
+def _strict(text:str):
+    def no(c): raise ValueError(f'non-standard JSON constant {c}')
+    return json.loads(text, parse_constant=no)
+
+def test_json_we_write_is_strict(tmp_path):
+    from audio_lm.store import Store, canonical_json, commit_version
+    assert _strict(canonical_json({'train_loss': float('nan'), 'eval': {'wer': float('inf')}})) == {'train_loss': None, 'eval': {'wer': None}}
+    st = Store(tmp_path/'s'); st.create()
+    commit_version(st, lambda d: (d/'w.txt').write_text('x'), meta={'train_loss': float('nan')})
+    for f in [st.manifest_path, *st.root.rglob('version.json')]: _strict(f.read_text())
