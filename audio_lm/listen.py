@@ -148,7 +148,7 @@ def answer_version(folder,               # a version folder written by the liste
                   )->str:
     "The answer of a trained listening version to `question` about `audios`."
     model = ListeningLM.from_pretrained(folder)
-    coll = ListenCollator.for_model(model, auto_resample=doc.training.audio.auto_resample, cache=cache, system=doc.system_prompt)
+    coll = ListenCollator.for_model(model, auto_resample=True, cache=cache, system=doc.system_prompt)   # a prompt is not training data: resample
     return listen(model, [list(audios)], [question], max_new_tokens=max_new_tokens, collator=coll)[0]
 
 # %% ../nbs/08_listen.ipynb #61faa628

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_run.ipynb #544d4596
 from __future__ import annotations
-import csv, hashlib, json, math, os, shutil
+import csv, hashlib, json, math, os, shutil, sys, warnings
 from dataclasses import asdict
 from pathlib import Path
 import soundfile as sf
@@ -16,7 +16,7 @@ from .models import Base, check_weights
 from .train import TrainConfig, Recipe, fit, plot_run, CheckpointError, checkpoint_dir, checkpoint_state
 from .modality import Modality, PromptError
 from .listen import LISTEN
-from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError
+from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError, SpeechCutOff
 from .audio_language import AUDIO_LANGUAGE
 
 # %% auto #0
@@ -92,7 +92,8 @@ def format_summary(s:dict)->str:
              f"  steps      {s['steps']} in {s['seconds']:.1f} s" + (f" (resumed at step {s['resumed_from']})" if s.get('resumed_from') else ''),
              f"  loss       {s['first_loss']:.3f} -> {s['train_loss']:.3f}" + (f"   held-out loss {ev['eval_loss']:.3f}" if 'eval_loss' in ev else '')]
     if 'wer' in ev: lines.append(f"  held out   WER {100*ev['wer']:.1f}%  CER {100*ev['cer']:.1f}%")
-    for smp in ev.get('samples', [])[:2]: lines.append(f"    ref: {smp['ref']!r}\n    hyp: {smp['hyp']!r}")
+    cut = lambda t, n=60: repr(t if len(t) <= n else t[:n - 1] + '…')   # a glance, not the whole held-out set
+    for smp in ev.get('samples', [])[:3]: lines.append(f"    ref: {cut(smp['ref'])}\n    hyp: {cut(smp['hyp'])}")
     lines += [f"  version    {s['version']} -> {s['version_path']}", f"  logs       {s['metrics']}", f"             {s['plot']}"]
     return '\n'.join(lines)
 
@@ -243,11 +244,12 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
     recipe.check_prompt(doc.base_model, audios)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise PromptError(f"--max-new-tokens {max_new_tokens} leaves no room for an answer; give at least 1.")
-    max_s = get_base(doc.base_model).max_seconds
+    max_s, sr, other = get_base(doc.base_model).max_seconds, get_base(doc.base_model).sample_rate, []
     for a in audios:
         if not Path(a).is_file(): raise AudioNotFound(f"audio not found: {a}")
-        try: secs = sf.info(a).duration
+        try: info = sf.info(a); secs = info.duration
         except Exception: continue   # not readable as audio: the recipe's decoder says what is wrong with it
+        if info.samplerate != sr: other.append(f"'{a}' ({info.samplerate} Hz)")
         if secs > max_s + 1e-3:
             raise PromptError(f"{a} is {secs:.1f} s long, but base '{doc.base_model}' hears at most {max_s:g} s of a clip and "
                               f"would hear only its start; cut it into parts of at most {max_s:g} s (e.g. ffmpeg -i {a} -f segment "
@@ -255,11 +257,14 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
     store = Store.for_document(doc); store.check_owner(doc)
     version = adapter or store.current()
     if version is None: raise PromptError(f"no trained version of {path} yet; run audio-lm train {path} first.")
+    if other: print(f"audio-lm: resampling {', '.join(other)} to the {sr} Hz base '{doc.base_model}' hears", file=sys.stderr)
     return recipe.answer(store.check_version(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir)
 
 # %% ../nbs/09_run.ipynb #685b7aa4
-def speaking_version(path)->Path:
-    "The current adapter version of the speaking document `path` (errors for other bases and untrained documents)."
+def speaking_version(path,
+                     adapter:str|None=None, # a version name like 'v0001' (default: the current one)
+                    )->Path:
+    "The current (or `adapter`) version folder of the speaking document `path` (errors for other bases and untrained documents)."
     doc = load_document(path)
     recipe = recipe_of(doc.base_model)
     if recipe.says is None:
@@ -268,7 +273,7 @@ def speaking_version(path)->Path:
     store = Store.for_document(doc); store.check_owner(doc)
     cur = store.current()
     if cur is None: raise NoTrainedVersion(f"no trained version of {path} yet; run audio-lm train {path} first.")
-    return store.check_version(cur)
+    return store.check_version(adapter or cur)
 
 def _check_speech_out(text:str, out)->None:
     "Refuse, before any model loads, a text with nothing to say and an --out file soundfile cannot write."
@@ -282,9 +287,13 @@ def _check_speech_out(text:str, out)->None:
 
 def _cmd_speak(args)->int:
     _check_speech_out(args.text, args.out)
-    folder = speaking_version(args.path)
-    wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
-        folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
+    folder = speaking_version(args.path, args.adapter)
+    with warnings.catch_warnings(record=True) as said:   # a limit that cut the speech: one line on stderr, not a traceback
+        warnings.simplefilter('always')
+        wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
+            folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
+    for w in said:
+        if issubclass(w.category, SpeechCutOff): print(f"audio-lm: warning: {w.message}", file=sys.stderr)
     from audio_lm.codec import save_speech
     save_speech(args.out, wav, sr)
     print(f"wrote {args.out}: {len(wav)/sr:.2f} s at {sr} Hz ({folder.name}" + (f", speaker {speaker}" if speaker else '') + ")")
@@ -331,6 +340,8 @@ def add_commands(sub):
     p.add_argument('text', help='what to say')
     p.add_argument('--out', required=True, help='the audio file to write (24 kHz; .wav, .flac, .ogg or .mp3)')
     p.add_argument('--speaker', help='voice name, for models trained on several speakers')
-    p.add_argument('--max-new-tokens', type=int, default=1200, help='most speech tokens to generate (82 a second; default 1200)')
+    p.add_argument('--adapter', metavar='vNNNN', help='a version other than the current one')
+    p.add_argument('--max-new-tokens', type=int, help='most speech tokens to generate (~82 a second; default: sized from the '
+                   'text, 1 s a word + 1 s, at most 60 s)')
     p.add_argument('--seed', type=int, help='sampling seed, for a repeatable result')
     p.set_defaults(func=_cmd_speak)

@@ -71,3 +71,20 @@ def test_init_writes_the_training_keys_with_the_base_defaults(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (tmp_path/'s.dlm').read_text()
     assert '#   learning_rate: 0.01' in text and '#   micro_batch_size: 4' in text and 'policy' not in text
+
+def test_export_writes_one_folder_per_version_and_never_overwrites_another(tmp_path, corpus):
+    doc = listen_doc(tmp_path/'a', corpus)
+    env = {'AUDIO_LM_HOME': str(tmp_path/'home')}
+    for _ in range(2):
+        r = run_cli('train', doc, '--max-steps', 1, '--eval-every', 0, '--policy', 'projector', env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+    r2 = run_cli('export', doc, env=env)
+    r1 = run_cli('export', doc, '--adapter', 'v0001', env=env)
+    assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr, r2.stderr)
+    (store,) = (tmp_path/'home'/'store').iterdir()
+    snaps = {p.name: json.loads((p/'snapshot_manifest.json').read_text())['adapter_version'] for p in (store/'exports').iterdir()}
+    assert snaps == {'listening-snapshot-v0001': 'v0001', 'listening-snapshot-v0002': 'v0002'}
+    before = (store/'exports'/'listening-snapshot-v0002'/'snapshot_manifest.json').read_bytes()
+    msg = one_line_error(run_cli('export', doc, '--adapter', 'v0001', '--out', store/'exports'/'listening-snapshot-v0002', env=env))
+    assert 'holds the export of v0002' in msg and '--out' in msg, msg
+    assert (store/'exports'/'listening-snapshot-v0002'/'snapshot_manifest.json').read_bytes() == before
