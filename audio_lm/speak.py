@@ -334,6 +334,7 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
                     temperature:float=0.6, top_p:float=0.95, repetition_penalty:float=1.1,
                     seed:int|None=None,      # seed for sampling (None: the global random state)
                     constrain:bool=True,     # only allow decodable speech ids (`SpeechLogitsProcessor`)
+                    progress:bool=False,     # a token progress bar on stderr (shown on a terminal only)
                    )->np.ndarray:            # the generated ids (speech tokens, then the end token if one came)
     "Generate the speech tokens that follow the speech prompt for `text`."
     spec = spec or find_speech_tokens(tokenizer)
@@ -357,12 +358,18 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
             SpeechLogitsProcessor(spec, len(prompt), temperature=t, top_p=p, repetition_penalty=repetition_penalty)]))
     else:
         kw.update(repetition_penalty=repetition_penalty, **(dict(temperature=temperature, top_p=top_p) if do_sample else {}))
+    from tqdm.auto import tqdm
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    bar = tqdm(total=max_new_tokens, desc='speak', unit='tok', leave=False, disable=None if progress else True)
+    class _Tick(StoppingCriteria):   # called once per generated token: moves the bar, never stops generation
+        def __call__(self, input_ids, scores, **kw): bar.update(1); return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    kw['stopping_criteria'] = StoppingCriteriaList([_Tick()])
     was_training = model.training; model.eval()
     try:
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == 'cuda' else []), quiet_transformers():
             if seed is not None: torch.manual_seed(seed)
             gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
-    finally: model.train(was_training)
+    finally: model.train(was_training); bar.close()
     return gen[0, len(prompt):].cpu().numpy()
 
 def speak(model, tokenizer, text:str,  # as for `generate_speech`
@@ -447,7 +454,7 @@ def say(folder,                    # a version folder written by the speaking re
     if max_new_tokens < FRAME_TOKENS:
         raise SpeakError(f"--max-new-tokens {max_new_tokens} is less than one speech frame; use at least {FRAME_TOKENS}.")
     model, tok, codec, spec = load_speaker(folder)
-    ids = generate_speech(model, tok, text, spec, speaker, max_new_tokens, seed=seed)
+    ids = generate_speech(model, tok, text, spec, speaker, max_new_tokens, seed=seed, progress=True)
     if len(ids) >= max_new_tokens and not (len(ids) and int(ids[-1]) in (spec.end_of_speech, spec.end_of_ai)):
         warnings.warn(SpeechCutOff(f"speech stopped at --max-new-tokens {max_new_tokens} ({max_new_tokens / SPEECH_TOKENS_PER_S:.1f} s "
                                    f"of audio at ~{SPEECH_TOKENS_PER_S:.0f} tokens a second) before the model ended it; the text may "
