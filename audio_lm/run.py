@@ -150,7 +150,7 @@ _RUN_LENGTH = ('max_steps', 'num_epochs', 'warmup_steps', 'eval_every', 'eval_ma
 
 def run_fingerprint(doc, cfg:TrainConfig, policy, train_ex, eval_ex)->dict:
     "What a resumed run must share with its checkpoint: base, settings (not the run's length) and data, by content."
-    training = {k: v for k, v in doc.training.to_dict().items() if k not in ('max_steps', 'num_epochs', 'sources')}
+    training = {k: v for k, v in doc.training.to_dict().items() if k not in _RUN_LENGTH + ('sources',)}   # eval_every: how often, not what
     loop = {k: v for k, v in asdict(cfg).items() if k not in _RUN_LENGTH}
     data = {k: {'fingerprint': f['fingerprint'], 'examples': f['examples']}
             for k, f in (('train', data_fingerprint(train_ex)), ('eval', data_fingerprint(eval_ex)))}

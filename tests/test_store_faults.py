@@ -233,7 +233,7 @@ def test_bad_arguments_and_documents_are_one_line(listener, tmp_path):
         f"{tmp_path/'data'} is a folder, not a .dlm document; it holds no .dlm file: create one with audio-lm init {tmp_path/'data'/'notes.dlm'}."
     assert one_line_error(run_cli('init', tmp_path/'data', env=env)) == f"{tmp_path/'data'} is a folder; give a file name such as {tmp_path/'data'/'notes.dlm'}."
     twice = tmp_path/'twice.dlm'; twice.write_text(doc.read_text().replace('  lora_r: 8\n', '  lora_r: 8\n  lora_r: 16\n'))
-    assert one_line_error(run_cli('show', twice, env=env)) == f"{twice}:10: training.lora_r is set twice in the frontmatter (first on line 9); keep one of them."
+    assert one_line_error(run_cli('show', twice, env=env)) == f"{twice}:11: training.lora_r is set twice in the frontmatter (first on line 10); keep one of them."  # line 9: policy
     hf = tmp_path/'hf.dlm'; hf.write_text(DOC.format(id='01JZ8Q000000000000000FXT04', base='hf:org/name', r=8))
     (tmp_path/'corpus').symlink_to(doc.parent/'corpus')
     assert one_line_error(run_cli('train', hf, env=env)) == ("base 'hf:org/name' needs weights that are not on this machine (org/name); "
