@@ -134,7 +134,7 @@ BASES = {s.name: s for s in [
                    'story (train the encoder too); whisper-tiny.en+smollm2-135m has the pretrained encoder.'),
     BaseSpec('tiny-listener', 'listen', None, n_mels=80, source='config', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 128)),
-             training=(('policy', 'all'), ('ctc_weight', 0.5), ('learning_rate', 3e-3), ('micro_batch_size', 16), ('grad_accum', 1)),
+             training=(('policy', 'all'), ('learning_rate', 3e-3), ('micro_batch_size', 16), ('grad_accum', 1)),  # + CTC 0.5 with 'all'
              size='tiny', notes='Random 2-layer Whisper encoder + stack projector + 2-layer Llama with the SmolLM2 tokenizer.'),
     BaseSpec('tiny-speaker', 'speak', None, codec='hubertsiuzdak/snac_24khz', sample_rate=24000, audio_token=None,
              n_mels=0, source='config', tokens_per_clip=math.ceil(30 * _SNAC_TOKENS_PER_S),

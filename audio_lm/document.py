@@ -613,7 +613,7 @@ def dumps(self)->str:
 _TRAINING_HINTS = {'learning_rate': 'peak learning rate', 'micro_batch_size': 'examples per forward pass',
                    'grad_accum': 'forward passes per optimizer step', 'num_epochs': 'passes over the examples',
                    'max_steps': 'optimizer steps (set: overrides num_epochs)',
-                   'policy': 'what trains: ' + ', '.join(LISTEN_POLICIES), 'ctc_weight': "the encoder's CTC loss (0: off)",
+                   'policy': 'what trains: ' + ', '.join(LISTEN_POLICIES), 'ctc_weight': "the encoder's CTC loss (0: off; null: 0.5 with policy all)",
                    'eval_every': 'held-out check every N steps (null: a quarter of the run)',
                    'seed': 'data order and initialisation'}
 
