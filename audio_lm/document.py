@@ -202,7 +202,7 @@ def _validate_training(v:_V, t, base:str|None=None)->TrainingConfig:
         elif k == 'sources_policy': kw[k] = v.choice(x, key, name, ('permissive', 'strict'))
         elif not training_key_applies(k, base):
             v.fail(key, f"{name} applies to listening bases; base '{base}' is a {modality_of(base)} base that trains LoRA "
-                        f"adapters: remove {k}, or choose a listening base (audio-lm bases).")
+                        f"adapters: remove {name}, or choose a listening base (audio-lm bases).")
         elif k == 'policy': kw[k] = None if x is None else v.choice(x, key, name, LISTEN_POLICIES)
         elif k == 'ctc_weight': kw[k] = None if x is None else v.num(x, key, name, lo_ok=True, eg=0.5)
         elif k in ('warmup_steps', 'eval_every'): kw[k] = v.int_(x, key, name, lo=0, null=True)

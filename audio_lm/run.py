@@ -173,8 +173,9 @@ def train_document(path,                      # a `.dlm` document
     settings = {k: overrides.pop(k) for k in list(overrides) if k in TRAINING_KEYS and k not in ('sources', 'audio')}
     settings['policy'] = policy
     _check_run_args(max_steps, seed, **overrides)
-    doc = load_document(path); doc_sha = file_sha256(path); resolved = doc.resolve()
-    doc.training = override_training(doc.training, doc.base_model, TRAIN_FLAGS, **settings)
+    doc = load_document(path)
+    doc.training = override_training(doc.training, doc.base_model, TRAIN_FLAGS, **settings)   # a bad flag first, before any file
+    doc_sha = file_sha256(path); resolved = doc.resolve()
     given = {k: v for k, v in {**settings, **overrides, 'max_steps': max_steps, 'seed': seed}.items() if v is not None}
     store = Store.for_document(doc)
     run_dir = store.root/'run'

@@ -88,3 +88,8 @@ def test_export_writes_one_folder_per_version_and_never_overwrites_another(tmp_p
     msg = one_line_error(run_cli('export', doc, '--adapter', 'v0001', '--out', store/'exports'/'listening-snapshot-v0002', env=env))
     assert 'holds the export of v0002' in msg and '--out' in msg, msg
     assert (store/'exports'/'listening-snapshot-v0002'/'snapshot_manifest.json').read_bytes() == before
+
+def test_listening_flags_on_a_speaking_document_are_refused_first(tmp_path):
+    assert run_cli('init', tmp_path/'s.dlm', '--speak', '--base', 'tiny-speaker').returncode == 0
+    msg = one_line_error(run_cli('train', tmp_path/'s.dlm', '--policy', 'all'))   # before its missing example clip
+    assert msg.startswith("--policy applies to listening bases; base 'tiny-speaker' is a speak base"), msg
