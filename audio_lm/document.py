@@ -6,11 +6,12 @@
 from __future__ import annotations
 import os, posixpath, re, reprlib, time
 from collections import Counter
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import yaml
 from .audio import AudioLmError, AudioError, AudioSampleRateMismatch, atomic_write, probe_audio, rate_mismatch_message
-from .bases import MODALITIES, BASES, BaseNameError, UnknownBase, check_base_name, modality_of
+from .bases import (MODALITIES, BASES, LISTEN_POLICIES, BaseNameError, UnknownBase, check_base_name, modality_of,
+                            training_defaults, training_key_applies)
 from .corpus import Clip, SKIP_REASONS, TextEncodingError, decode_text, read_folder
 from fastcore.basics import patch_to
 
@@ -18,9 +19,9 @@ from fastcore.basics import patch_to
 __all__ = ['DLM_VERSION', 'ULID_RE', 'TOP_KEYS', 'TRAINING_KEYS', 'AUDIO_KEYS', 'SOURCE_KEYS', 'SECTION_TYPES', 'FENCE_RE',
            'FENCE_ATTRS', 'EXAMPLE_KINDS', 'AUDIO_SKIPS', 'TEXT_SKIPS', 'TEXT_EXTS', 'DocumentError',
            'FrontmatterError', 'FenceError', 'SourceError', 'ClipNotFound', 'new_ulid', 'AudioSettings', 'Source',
-           'TrainingConfig', 'Prose', 'Instruction', 'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text',
-           'load_document', 'scaffold', 'init_document', 'Example', 'SourceReport', 'Resolved', 'pinned_rate',
-           'in_user_terms']
+           'TrainingConfig', 'default_training', 'TrainingOverrideError', 'override_training', 'Prose', 'Instruction',
+           'Audio', 'parse_fence', 'parse_body', 'Document', 'parse_text', 'load_document', 'scaffold', 'init_document',
+           'Example', 'SourceReport', 'Resolved', 'pinned_rate', 'in_user_terms']
 
 # %% ../nbs/02_document.ipynb #4bf6d1eb
 class DocumentError(AudioLmError, ValueError):
@@ -87,7 +88,7 @@ class Source:
 
 @dataclass
 class TrainingConfig:
-    "`training`: how to fine-tune; every field has a default."
+    "`training`: how to fine-tune; every field has a default (a document gets its base's `training_defaults` first)."
     adapter:str='lora'            # 'lora' or 'qlora' (4-bit base, needs a GPU)
     lora_r:int=8                  # LoRA rank
     lora_alpha:float=16           # LoRA scale numerator (scale = alpha / r)
@@ -100,6 +101,11 @@ class TrainingConfig:
     num_epochs:int=3              # passes over the examples
     max_steps:int|None=None       # stop after this many optimizer steps (overrides num_epochs)
     seed:int=42                   # data order, LoRA init, dropout
+    policy:str|None=None          # listening bases: what trains (projector, projector+lora, projector+lora+encoder,
+                                  # projector+encoder, all); None: projector, + LoRA when adapter is lora
+    ctc_weight:float|None=None    # listening bases: weight of the encoder's auxiliary CTC loss (0: off; None: 0.5 with policy all)
+    warmup_steps:int|None=None    # linear warmup steps (None: a tenth of the run, at most 10)
+    eval_every:int|None=None      # evaluate on the held-out clips every N optimizer steps (0: only at the end; None: a quarter of the run)
     audio:AudioSettings=field(default_factory=AudioSettings)
     sources:list=field(default_factory=list)   # `Source` directives
     sources_policy:str='permissive' # 'strict': sources and clips must stay inside the document's folder
@@ -170,9 +176,13 @@ class _V:
         return list(v)
 
 # %% ../nbs/02_document.ipynb #09c90727
-def _validate_training(v:_V, t)->TrainingConfig:
-    "`training` as a `TrainingConfig`."
-    if t is None: return TrainingConfig()
+def default_training(base:str|None=None)->TrainingConfig:
+    "The settings a document on `base` trains with when its `training:` block is empty: the base's `training_defaults` over the globals."
+    return TrainingConfig(**training_defaults(base)) if base else TrainingConfig()
+
+def _validate_training(v:_V, t, base:str|None=None)->TrainingConfig:
+    "`training` as a `TrainingConfig`: the keys given, checked, over `default_training(base)`."
+    if t is None: return default_training(base)
     K = ('training',)
     t = v.mapping(t, K, TRAINING_KEYS, 'training')
     kw = {}
@@ -190,6 +200,12 @@ def _validate_training(v:_V, t)->TrainingConfig:
                 v.fail(key, f"training.target_modules must be 'auto' or a list of module names (e.g. [q_proj, v_proj]), not {_show(x)}.")
             kw[k] = x if x == 'auto' else list(x)
         elif k == 'sources_policy': kw[k] = v.choice(x, key, name, ('permissive', 'strict'))
+        elif not training_key_applies(k, base):
+            v.fail(key, f"{name} applies to listening bases; base '{base}' is a {modality_of(base)} base that trains LoRA "
+                        f"adapters: remove {name}, or choose a listening base (audio-lm bases).")
+        elif k == 'policy': kw[k] = None if x is None else v.choice(x, key, name, LISTEN_POLICIES)
+        elif k == 'ctc_weight': kw[k] = None if x is None else v.num(x, key, name, lo_ok=True, eg=0.5)
+        elif k in ('warmup_steps', 'eval_every'): kw[k] = v.int_(x, key, name, lo=0, null=True)
         elif k == 'audio':
             a = v.mapping({} if x is None else x, key, AUDIO_KEYS, 'training.audio')
             for ak, av in a.items():
@@ -202,7 +218,7 @@ def _validate_training(v:_V, t)->TrainingConfig:
             if x is None: x = []
             if not isinstance(x, list): v.fail(key, f"training.sources must be a list of directives like - path: ./corpus, not {_show(x)}.")
             kw[k] = [_validate_source(v, s, key + (i,), f'training.sources[{i}]') for i, s in enumerate(x)]
-    return TrainingConfig(**kw)
+    return replace(default_training(base), **kw)
 
 def _validate_source(v:_V, s, key, name)->Source:
     "One source directive."
@@ -241,7 +257,25 @@ def _validate_frontmatter(v:_V, meta)->dict:
     if sp is not None and ('\x00' in sp or '\ufffd' in sp):
         v.fail(('system_prompt',), "system_prompt holds a NUL or U+FFFD character, the mark of a wrong decode; write the text itself.")
     return dict(dlm_id=i.upper(), dlm_version=ver, base_model=base, system_prompt=sp,
-                training=_validate_training(v, meta.get('training')))
+                training=_validate_training(v, meta.get('training'), base))
+
+# %% ../nbs/02_document.ipynb #67b79170
+class TrainingOverrideError(AudioLmError, ValueError):
+    "A value given to override a `training:` setting (a `train` flag) that the document could not hold either."
+
+def override_training(t:TrainingConfig, # the document's settings
+                      base:str,         # its base_model (policies apply to listening bases)
+                      names:dict|None=None, # key -> how the caller spells it in errors (e.g. 'learning_rate': '--lr')
+                      **kw,             # `training:` keys and values; None leaves the key as the document has it
+                     )->TrainingConfig:
+    "`t` with `kw` replacing its settings, each checked as the frontmatter's are (`TrainingOverrideError` otherwise)."
+    kw, names = {k: v for k, v in kw.items() if v is not None}, names or {}
+    class _Flags(_V):
+        def fail(self, key, msg):
+            msg = re.sub(r'training\.(\w+)', lambda m: names.get(m[1], m[0]), msg).replace(' or null', '')
+            raise TrainingOverrideError(msg.replace('in training;', 'to override;'))
+    checked = _validate_training(_Flags(None, {}), kw, base)
+    return replace(t, **{k: getattr(checked, k) for k in kw})
 
 # %% ../nbs/02_document.ipynb #e78e0652
 def _blank(line:str)->bool: return not line.strip()
@@ -566,7 +600,7 @@ def dumps(self)->str:
     where = _where(self.path)
     meta = {'dlm_id': self.dlm_id, 'dlm_version': self.dlm_version, 'base_model': self.base_model}
     if self.system_prompt is not None: meta['system_prompt'] = self.system_prompt
-    t = _non_default(self.training, TrainingConfig())
+    t = _non_default(self.training, default_training(self.base_model))
     if 'audio' in t: t['audio'] = _non_default(t['audio'], AudioSettings())
     if 'sources' in t:
         t['sources'] = [{'path': s.path, **_non_default(s, Source(s.path))} for s in t['sources']]
@@ -576,11 +610,23 @@ def dumps(self)->str:
     return f"---\n{head}---\n" + (f"\n{body}\n" if body else '')
 
 # %% ../nbs/02_document.ipynb #00c828e0
-_SOURCES_HINT = '''# training:
-#   sources:                       # folders of clips, each with a <stem>.txt transcript
-#     - path: ./corpus
-#       include: ["**/*.wav", "**/*.flac"]
-'''
+_TRAINING_HINTS = {'learning_rate': 'peak learning rate', 'micro_batch_size': 'examples per forward pass',
+                   'grad_accum': 'forward passes per optimizer step', 'num_epochs': 'passes over the examples',
+                   'max_steps': 'optimizer steps (set: overrides num_epochs)',
+                   'policy': 'what trains: ' + ', '.join(LISTEN_POLICIES), 'ctc_weight': "the encoder's CTC loss (0: off; null: 0.5 with policy all)",
+                   'eval_every': 'held-out check every N steps (null: a quarter of the run)',
+                   'seed': 'data order and initialisation'}
+
+def _training_hint(base:str)->str:
+    "The `training:` block as YAML comments: the main keys with the values `base` trains with when they are left out."
+    t = default_training(base)
+    val = lambda x: yaml.safe_dump(x).split('\n')[0]
+    lines = [f"# training:                         # every key is optional; shown: what {base} trains with when one is left out"]
+    for k, hint in _TRAINING_HINTS.items():
+        if not training_key_applies(k, base): continue
+        lines.append(f"#   {k}: {val(getattr(t, k))}".ljust(38) + f"# {hint}")
+    return '\n'.join(lines + ['#   sources:'.ljust(38) + '# folders of clips, each with a <stem>.txt transcript',
+                               '#     - path: ./corpus', '#       include: ["**/*.wav", "**/*.flac"]']) + '\n'
 
 def scaffold(kind:str='audio-language', # a modality: 'audio-language' (Qwen2-Audio style), 'listen' or 'speak'
              base:str|None=None,      # base model (default: the modality's default base)
@@ -592,7 +638,7 @@ def scaffold(kind:str='audio-language', # a modality: 'audio-language' (Qwen2-Au
         raise UnknownBase(f"unknown base '{base}' (--base); choose one of: {', '.join(BASES)}, or a Hub repository hf:org/name.")
     base = base or MODALITIES[kind].default_base
     head = yaml.dump({'dlm_id': dlm_id or new_ulid(), 'dlm_version': DLM_VERSION, 'base_model': base}, Dumper=_Dumper, sort_keys=False)
-    return f"---\n{head}{_SOURCES_HINT}---\n\n{MODALITIES[kind].scaffold}"
+    return f"---\n{head}{_training_hint(base)}---\n\n{MODALITIES[kind].scaffold}"
 
 def init_document(path,               # the `.dlm` file to write
                   kind:str='audio-language', # a modality: 'audio-language', 'listen' or 'speak'

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, os, re, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .audio import AudioLmError, file_sha256, pid_alive
+from .audio import AudioLmError, file_sha256, pid_alive, temp_dir, umask_tree
 from .store import (Store, canonical_json, add_break_lock_arg, REJECTED_RE, VERSION_RECORD, _now,
                             _fsync_tree, _fsync_path)
 from .bases import BASES, get_base
@@ -130,10 +130,10 @@ def write_export(final,  # the export folder to create or replace
     "Fill a temporary folder beside `final` with `write`, then rename it to `final` (replacing an older export)."
     final = Path(final).absolute(); final.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(final.parent, final.name)
-    tmpd = Path(tempfile.mkdtemp(dir=final.parent, prefix=f'.{final.name}.pending-{os.getpid()}-'))
+    tmpd = temp_dir(final.parent, f'.{final.name}.pending-{os.getpid()}-')
     try:
         write(tmpd)
-        _fsync_tree(tmpd)
+        umask_tree(tmpd); _fsync_tree(tmpd)
         _checkpoint('written')
         old = final.with_name(f'.{final.name}.old-{os.getpid()}') if final.exists() else None
         if old: os.rename(final, old)
@@ -225,13 +225,20 @@ def _complete(src:Path, d:Path)->list[str]:
         added.append(dst.relative_to(d).as_posix())
     return added
 
-def _check_out(final:Path, store:Store):
-    "Refuse an `out` folder that holds something other than an export, or lies inside the store's versions."
+def _check_out(final:Path, store:Store, version:str|None=None, dlm_id:str|None=None):
+    "Refuse an `out` folder that holds something other than an export, another version's export, or lies inside the store's versions."
     if final.resolve().is_relative_to(store.versions_dir.resolve()) or final.resolve() == store.root.resolve():
         raise ExportError(f"--out {final} is inside the store {store.root}; choose a folder outside it, or leave --out "
                           "out to write into the store's exports/.")
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final/MANIFEST_NAME).exists())):
         raise ExportError(f"--out {final} already exists and is not an audio_lm export; choose another folder or remove it.")
+    if version and (final/MANIFEST_NAME).exists():
+        try: m = json.loads((final/MANIFEST_NAME).read_text(encoding='utf-8'))
+        except (OSError, ValueError): m = {}
+        had = (m.get('dlm_id'), m.get('adapter_version'))
+        if had != (dlm_id, version) and any(had):
+            raise ExportError(f"{final} holds the export of {had[1]} (document {had[0]}); exporting {version} there would overwrite "
+                              f"it: give another --out, or leave --out out for exports/<name>-{version}.")
 
 def export(path_or_doc,          # a `.dlm` file or a `Document`
            merged:bool=False,    # fold LoRA into the base and save full weights (no PEFT needed to load)
@@ -251,8 +258,9 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
         src = store.check_version(name)   # every file as it was committed, or a one-line refusal naming the file
         meta = store.read_manifest()['versions'].get(name, {})
         spec = get_base(_trained_on(src, meta, doc)); recipe = recipe_of(spec.name)
-        final = Path(out).absolute() if out else store.exports_dir.absolute()/(recipe.export_name + ('-merged' if merged else ''))
-        _check_out(final, store)
+        final = (Path(out).absolute() if out else
+                 store.exports_dir.absolute()/f"{recipe.export_name}{'-merged' if merged else ''}-{name}")   # one folder per version
+        _check_out(final, store, name, doc.dlm_id)
         def write(d):
             facts = recipe.export(src, spec, d, merged)
             if not merged: _complete(src, d)   # never fewer files than the version

@@ -91,16 +91,17 @@ def _ctc_texts(e)->list:
     return [e.target if e.kind == 'transcription' and len(e.clips) == 1 else None] * len(e.clips)
 
 def listen_recipe(base, doc=None, cache=None,
-                  policy:str|None=None,   # what trains (default: projector, + LoRA when the document asks)
-                  ctc:float|None=None,    # auxiliary CTC weight (default: 0.5 with policy 'all', else none)
+                  policy:str|None=None,   # what trains (default: training.policy, else projector, + LoRA when the document asks)
+                  ctc:float|None=None,    # auxiliary CTC weight (default: training.ctc_weight, else 0.5 with policy 'all')
                  )->Recipe:
     "The listening recipe for a loaded listening `base`."
     t = doc.training if doc is not None else None
     model = base.model
-    policy = policy or ('projector+lora' if t is not None and t.adapter in ('lora', 'qlora') else 'projector')
+    policy = policy or (t.policy if t is not None else None) or ('projector+lora' if t is not None and t.adapter in ('lora', 'qlora') else 'projector')
     lora = dict(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout) if t is not None else {}
     if t is not None and t.target_modules not in (None, 'auto'): lora['targets'] = t.target_modules
     model.set_policy(policy, **lora)
+    if ctc is None and t is not None: ctc = t.ctc_weight   # the document's training.ctc_weight (its base's default)
     ctc = (0.5 if policy == 'all' else 0.0) if ctc is None else ctc
     if ctc: model.add_ctc(ctc)
     coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
@@ -147,7 +148,7 @@ def answer_version(folder,               # a version folder written by the liste
                   )->str:
     "The answer of a trained listening version to `question` about `audios`."
     model = ListeningLM.from_pretrained(folder)
-    coll = ListenCollator.for_model(model, auto_resample=doc.training.audio.auto_resample, cache=cache, system=doc.system_prompt)
+    coll = ListenCollator.for_model(model, auto_resample=True, cache=cache, system=doc.system_prompt)   # a prompt is not training data: resample
     return listen(model, [list(audios)], [question], max_new_tokens=max_new_tokens, collator=coll)[0]
 
 # %% ../nbs/08_listen.ipynb #61faa628

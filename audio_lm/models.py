@@ -19,8 +19,8 @@ from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPas
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.masking_utils import create_bidirectional_mask
 from safetensors.torch import save_file, load_file
-from .audio import AudioLmError, atomic_write
-from .bases import (ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
+from .audio import AudioLmError, atomic_write, temp_dir, umask_tree
+from .bases import (LISTEN_POLICIES, ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
                             missing_weights_message)
 from .audio import audio_lm_home
 from .whisper import whisper_tiny_en_path
@@ -158,7 +158,7 @@ def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder out
     return x, self.out_lengths(lengths)
 
 # %% ../nbs/05_models.ipynb #2e11a46b
-POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': train from scratch
+POLICIES = LISTEN_POLICIES  # the registry's names (01a_bases), which documents are checked against; 'all': train from scratch
 
 class ListeningLM(nn.Module):
     "A Whisper-style encoder, a projector and a causal LM, joined at audio placeholder tokens."
@@ -353,9 +353,9 @@ def format_report(rep:dict)->str:
 def _write_dir(path, write)->Path:
     "Fill a temporary sibling folder with `write(tmp)`, then swap it into `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmpd = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
+    tmpd = temp_dir(path.parent, f'.{path.name}.')
     try:
-        write(tmpd)
+        write(tmpd); umask_tree(tmpd)
         old = path.with_name(f'.{path.name}.old') if path.exists() else None
         if old: os.replace(path, old)
         os.replace(tmpd, path)

@@ -4,25 +4,25 @@
 
 # %% ../nbs/09_run.ipynb #544d4596
 from __future__ import annotations
-import csv, hashlib, json, math, os, shutil
+import csv, hashlib, json, math, os, shutil, sys, warnings
 from dataclasses import asdict
 from pathlib import Path
 import soundfile as sf
 from .audio import AudioLmError, AudioNotFound, Interrupted, atomic_write, file_sha256
 from .bases import BASES, get_base, modality_of, UnknownBase
-from .document import load_document, in_user_terms
+from .document import load_document, in_user_terms, override_training, TRAINING_KEYS
 from .store import Store, ingest, commit_version, reject_version, add_break_lock_arg, data_fingerprint
 from .models import Base, check_weights
 from .train import TrainConfig, Recipe, fit, plot_run, CheckpointError, checkpoint_dir, checkpoint_state
 from .modality import Modality, PromptError
 from .listen import LISTEN
-from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError
+from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError, SpeechCutOff
 from .audio_language import AUDIO_LANGUAGE
 
 # %% auto #0
-__all__ = ['RECIPES', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights', 'commit_trained', 'format_summary',
-           'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document', 'prompt_document', 'speaking_version',
-           'add_commands']
+__all__ = ['RECIPES', 'TRAIN_FLAGS', 'TRAIN_FLAG_HELP', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights',
+           'commit_trained', 'format_summary', 'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document',
+           'prompt_document', 'speaking_version', 'add_commands']
 
 # %% ../nbs/09_run.ipynb #09a18265
 RECIPES = {m.name: m for m in (LISTEN, SPEAK, AUDIO_LANGUAGE)}
@@ -92,7 +92,8 @@ def format_summary(s:dict)->str:
              f"  steps      {s['steps']} in {s['seconds']:.1f} s" + (f" (resumed at step {s['resumed_from']})" if s.get('resumed_from') else ''),
              f"  loss       {s['first_loss']:.3f} -> {s['train_loss']:.3f}" + (f"   held-out loss {ev['eval_loss']:.3f}" if 'eval_loss' in ev else '')]
     if 'wer' in ev: lines.append(f"  held out   WER {100*ev['wer']:.1f}%  CER {100*ev['cer']:.1f}%")
-    for smp in ev.get('samples', [])[:2]: lines.append(f"    ref: {smp['ref']!r}\n    hyp: {smp['hyp']!r}")
+    cut = lambda t, n=60: repr(t if len(t) <= n else t[:n - 1] + '…')   # a glance, not the whole held-out set
+    for smp in ev.get('samples', [])[:3]: lines.append(f"    ref: {cut(smp['ref'])}\n    hyp: {cut(smp['hyp'])}")
     lines += [f"  version    {s['version']} -> {s['version_path']}", f"  logs       {s['metrics']}", f"             {s['plot']}"]
     return '\n'.join(lines)
 
@@ -105,6 +106,17 @@ def _close_progress_bars():
     from tqdm import tqdm
     for b in list(getattr(tqdm, '_instances', ())): b.close()
 
+TRAIN_FLAGS = {'learning_rate': '--learning-rate', 'micro_batch_size': '--batch-size', 'grad_accum': '--grad-accum',
+               'num_epochs': '--epochs', 'policy': '--policy', 'ctc_weight': '--ctc-weight', 'eval_every': '--eval-every',
+               'warmup_steps': '--warmup-steps'}   # `training:` key -> `audio-lm train` flag
+TRAIN_FLAG_HELP = {'learning_rate': (float, 'peak learning rate'), 'micro_batch_size': (int, 'examples per forward pass'),
+                   'grad_accum': (int, 'forward passes per optimizer step'), 'num_epochs': (int, 'passes over the examples'),
+                   'policy': (str, 'listening bases: what trains (projector, projector+lora, projector+lora+encoder, '
+                                   'projector+encoder, all)'),
+                   'ctc_weight': (float, "listening bases: weight of the encoder's CTC loss (0: off)"),
+                   'eval_every': (int, 'evaluate on held-out clips every N steps (0: only at the end)'),
+                   'warmup_steps': (int, 'linear warmup steps')}
+
 class BadRunArgument(AudioLmError, ValueError):
     "A command-line value the run cannot use (no steps, a negative seed, ...)."
 
@@ -114,7 +126,7 @@ def _check_run_args(max_steps=None, seed=None, **overrides):
         raise BadRunArgument(f"--max-steps {max_steps} trains nothing; give at least 1 (or leave it out to use training.max_steps).")
     if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**32):
         raise BadRunArgument(f"--seed {seed} is not a seed; give an integer from 0 to {2**32 - 1}.")
-    for k in ('eval_every', 'ckpt_every'):
+    for k in ('ckpt_every', 'eval_max'):
         v = overrides.get(k)
         if v is not None and (not isinstance(v, int) or v < 0):
             raise BadRunArgument(f"--{k.replace('_', '-')} {v} is not a number of steps; give 0 (never) or more.")
@@ -127,8 +139,9 @@ def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->T
     if steps: cfg.num_epochs = None
     else: steps = max(1, math.ceil(n_train / cfg.micro_batch_size / cfg.grad_accum) * (t.num_epochs or 1))
     cfg.max_steps = steps
-    cfg.warmup_steps = min(cfg.warmup_steps, max(0, steps // 10))
-    cfg.eval_every = cfg.ckpt_every = max(10, steps // 4)
+    cfg.warmup_steps = t.warmup_steps if t.warmup_steps is not None else min(cfg.warmup_steps, max(0, steps // 10))
+    cfg.eval_every = t.eval_every if t.eval_every is not None else max(10, steps // 4)
+    cfg.ckpt_every = max(10, steps // 4)
     for k, v in overrides.items():
         if v is not None: setattr(cfg, k, v)
     return cfg
@@ -137,7 +150,7 @@ _RUN_LENGTH = ('max_steps', 'num_epochs', 'warmup_steps', 'eval_every', 'eval_ma
 
 def run_fingerprint(doc, cfg:TrainConfig, policy, train_ex, eval_ex)->dict:
     "What a resumed run must share with its checkpoint: base, settings (not the run's length) and data, by content."
-    training = {k: v for k, v in doc.training.to_dict().items() if k not in ('max_steps', 'num_epochs', 'sources')}
+    training = {k: v for k, v in doc.training.to_dict().items() if k not in _RUN_LENGTH + ('sources',)}   # eval_every: how often, not what
     loop = {k: v for k, v in asdict(cfg).items() if k not in _RUN_LENGTH}
     data = {k: {'fingerprint': f['fingerprint'], 'examples': f['examples']}
             for k, f in (('train', data_fingerprint(train_ex)), ('eval', data_fingerprint(eval_ex)))}
@@ -150,13 +163,20 @@ def train_document(path,                      # a `.dlm` document
                    seed:int|None=None,        # override training.seed
                    break_lock:bool=False,     # take over the lock of a writer that is gone
                    progress:bool=True,
-                   policy:str|None=None,      # listening bases: what trains ('all' for a base learned from scratch)
-                   **overrides,               # TrainConfig fields (eval_every, ckpt_every, ...)
+                   policy:str|None=None,      # listening bases: what trains (overrides training.policy)
+                   **overrides,               # `training:` keys (learning_rate, micro_batch_size, grad_accum, num_epochs,
+                                              # ctc_weight, eval_every, warmup_steps, ...) override the document's;
+                                              # other `TrainConfig` fields (ckpt_every, eval_max) set the loop
                   )->dict:                    # the run's summary
-    "Train the document's base on its examples and commit the adapter, with what made it, as the next version in its store."
+    "Train the document's base on its examples and commit the adapter, with what made it (overrides included), as the next version."
     from accelerate.utils import set_seed
+    settings = {k: overrides.pop(k) for k in list(overrides) if k in TRAINING_KEYS and k not in ('sources', 'audio')}
+    settings['policy'] = policy
     _check_run_args(max_steps, seed, **overrides)
-    doc = load_document(path); doc_sha = file_sha256(path); resolved = doc.resolve()
+    doc = load_document(path)
+    doc.training = override_training(doc.training, doc.base_model, TRAIN_FLAGS, **settings)   # a bad flag first, before any file
+    doc_sha = file_sha256(path); resolved = doc.resolve()
+    given = {k: v for k, v in {**settings, **overrides, 'max_steps': max_steps, 'seed': seed}.items() if v is not None}
     store = Store.for_document(doc)
     run_dir = store.root/'run'
     if resume and not store.root.exists(): raise RunExists(f"there is no interrupted run of {path} to resume; run audio-lm train without --resume.")
@@ -178,8 +198,8 @@ def train_document(path,                      # a `.dlm` document
         cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
         try:
             set_seed(cfg.seed); base = recipe_kind.load(doc.base_model)   # seeded before any module is built: LoRA layers,
-            set_seed(cfg.seed); recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir, **({'policy': policy} if policy else {}))
-            fp = run_fingerprint(doc, cfg, policy, train_ex, eval_ex)     # a projector, a head start the same in every run
+            set_seed(cfg.seed); recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir)   # what trains: training.policy
+            fp = run_fingerprint(doc, cfg, doc.training.policy, train_ex, eval_ex)     # a projector, a head start the same in every run
             res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress, fingerprint=fp)
         except CheckpointError as e:
             raise CheckpointError(e.problem, f"audio-lm train {path} --fresh discards the checkpoint and starts over") from None
@@ -194,7 +214,8 @@ def train_document(path,                      # a `.dlm` document
         ev = res.final_eval
         meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),
                 'eval': {k: v for k, v in ev.items() if k != 'samples'}, 'train_examples': res.n_train,
-                'eval_examples': res.n_eval, 'seed': cfg.seed, 'resumed_from': res.resumed_from, 'policy': policy,
+                'eval_examples': res.n_eval, 'seed': cfg.seed, 'resumed_from': res.resumed_from,
+                'policy': doc.training.policy, 'overrides': given,   # the command-line values that replaced the document's
                 'document': {'path': str(Path(path).resolve()), 'sha256': doc_sha},
                 'training': {'document': doc.training.to_dict(), 'loop': asdict(cfg)},
                 'data': {'train': data_fingerprint(train_ex), 'eval': data_fingerprint(eval_ex)}}
@@ -224,11 +245,12 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
     recipe.check_prompt(doc.base_model, audios)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise PromptError(f"--max-new-tokens {max_new_tokens} leaves no room for an answer; give at least 1.")
-    max_s = get_base(doc.base_model).max_seconds
+    max_s, sr, other = get_base(doc.base_model).max_seconds, get_base(doc.base_model).sample_rate, []
     for a in audios:
         if not Path(a).is_file(): raise AudioNotFound(f"audio not found: {a}")
-        try: secs = sf.info(a).duration
+        try: info = sf.info(a); secs = info.duration
         except Exception: continue   # not readable as audio: the recipe's decoder says what is wrong with it
+        if info.samplerate != sr: other.append(f"'{a}' ({info.samplerate} Hz)")
         if secs > max_s + 1e-3:
             raise PromptError(f"{a} is {secs:.1f} s long, but base '{doc.base_model}' hears at most {max_s:g} s of a clip and "
                               f"would hear only its start; cut it into parts of at most {max_s:g} s (e.g. ffmpeg -i {a} -f segment "
@@ -236,11 +258,14 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
     store = Store.for_document(doc); store.check_owner(doc)
     version = adapter or store.current()
     if version is None: raise PromptError(f"no trained version of {path} yet; run audio-lm train {path} first.")
+    if other: print(f"audio-lm: resampling {', '.join(other)} to the {sr} Hz base '{doc.base_model}' hears", file=sys.stderr)
     return recipe.answer(store.check_version(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir)
 
 # %% ../nbs/09_run.ipynb #685b7aa4
-def speaking_version(path)->Path:
-    "The current adapter version of the speaking document `path` (errors for other bases and untrained documents)."
+def speaking_version(path,
+                     adapter:str|None=None, # a version name like 'v0001' (default: the current one)
+                    )->Path:
+    "The current (or `adapter`) version folder of the speaking document `path` (errors for other bases and untrained documents)."
     doc = load_document(path)
     recipe = recipe_of(doc.base_model)
     if recipe.says is None:
@@ -249,7 +274,7 @@ def speaking_version(path)->Path:
     store = Store.for_document(doc); store.check_owner(doc)
     cur = store.current()
     if cur is None: raise NoTrainedVersion(f"no trained version of {path} yet; run audio-lm train {path} first.")
-    return store.check_version(cur)
+    return store.check_version(adapter or cur)
 
 def _check_speech_out(text:str, out)->None:
     "Refuse, before any model loads, a text with nothing to say and an --out file soundfile cannot write."
@@ -263,9 +288,13 @@ def _check_speech_out(text:str, out)->None:
 
 def _cmd_speak(args)->int:
     _check_speech_out(args.text, args.out)
-    folder = speaking_version(args.path)
-    wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
-        folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
+    folder = speaking_version(args.path, args.adapter)
+    with warnings.catch_warnings(record=True) as said:   # a limit that cut the speech: one line on stderr, not a traceback
+        warnings.simplefilter('always')
+        wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
+            folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
+    for w in said:
+        if issubclass(w.category, SpeechCutOff): print(f"audio-lm: warning: {w.message}", file=sys.stderr)
     from audio_lm.codec import save_speech
     save_speech(args.out, wav, sr)
     print(f"wrote {args.out}: {len(wav)/sr:.2f} s at {sr} Hz ({folder.name}" + (f", speaker {speaker}" if speaker else '') + ")")
@@ -275,7 +304,8 @@ def _cmd_speak(args)->int:
 def _cmd_train(args)->int:
     if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
     s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,
-                       break_lock=args.break_lock, eval_every=args.eval_every, ckpt_every=args.ckpt_every)
+                       break_lock=args.break_lock, ckpt_every=args.ckpt_every,
+                       **{k: getattr(args, k) for k in TRAIN_FLAGS})
     print(format_summary(s))
     return 0
 
@@ -292,7 +322,10 @@ def add_commands(sub):
     g.add_argument('--resume', action='store_true', help='continue an interrupted run from its last checkpoint')
     g.add_argument('--fresh', action='store_true', help='discard an interrupted run and start over')
     p.add_argument('--seed', type=int, help='overrides training.seed')
-    p.add_argument('--eval-every', type=int, help='evaluate on held-out clips every N steps')
+    for k, flag in TRAIN_FLAGS.items():
+        kind, what = TRAIN_FLAG_HELP[k]
+        p.add_argument(*([flag, '--lr'] if k == 'learning_rate' else [flag]), dest=k, type=kind, metavar=k.split('_')[-1].upper(),
+                       help=f'{what} (overrides training.{k})')
     p.add_argument('--ckpt-every', type=int, help='write a resumable checkpoint every N steps')
     add_break_lock_arg(p)
     p.set_defaults(func=_cmd_train)
@@ -308,6 +341,8 @@ def add_commands(sub):
     p.add_argument('text', help='what to say')
     p.add_argument('--out', required=True, help='the audio file to write (24 kHz; .wav, .flac, .ogg or .mp3)')
     p.add_argument('--speaker', help='voice name, for models trained on several speakers')
-    p.add_argument('--max-new-tokens', type=int, default=1200, help='most speech tokens to generate (82 a second; default 1200)')
+    p.add_argument('--adapter', metavar='vNNNN', help='a version other than the current one')
+    p.add_argument('--max-new-tokens', type=int, help='most speech tokens to generate (~82 a second; default: sized from the '
+                   'text, 1 s a word + 1 s, at most 60 s)')
     p.add_argument('--seed', type=int, help='sampling seed, for a repeatable result')
     p.set_defaults(func=_cmd_speak)

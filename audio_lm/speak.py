@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_speak.ipynb #35da28ae
 from __future__ import annotations
-import json, os, re, shutil
+import json, math, os, re, shutil, warnings
 from collections import Counter
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -23,10 +23,11 @@ from .store import canonical_json
 from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
 
 # %% auto #0
-__all__ = ['OFFLINE_CODEC', 'SPEECH_INFO', 'SPEAK', 'SpeakError', 'NoTrainedVersion', 'NotASpeaker', 'CodecMismatch',
-           'UnknownSpeaker', 'speech_codec_for', 'codec_record', 'codec_from_record', 'speech_spec_for',
-           'SpeechRowsReport', 'speech_rows', 'save_speaker', 'speak_recipe', 'speech_prompt', 'SpeechLogitsProcessor',
-           'generate_speech', 'speak', 'read_speech_info', 'load_speaker', 'pick_speaker', 'say', 'export_speaking']
+__all__ = ['OFFLINE_CODEC', 'SPEECH_INFO', 'SPEECH_TOKENS_PER_S', 'SPEAK', 'SpeakError', 'NoTrainedVersion', 'NotASpeaker',
+           'CodecMismatch', 'UnknownSpeaker', 'speech_codec_for', 'codec_record', 'codec_from_record',
+           'speech_spec_for', 'SpeechRowsReport', 'speech_rows', 'save_speaker', 'speak_recipe', 'speech_prompt',
+           'SpeechLogitsProcessor', 'generate_speech', 'speak', 'read_speech_info', 'load_speaker', 'pick_speaker',
+           'SpeechCutOff', 'speech_token_budget', 'say', 'export_speaking']
 
 # %% ../nbs/08a_speak.ipynb #219bfe9d
 class SpeakError(AudioLmError, ValueError):
@@ -333,6 +334,7 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
                     temperature:float=0.6, top_p:float=0.95, repetition_penalty:float=1.1,
                     seed:int|None=None,      # seed for sampling (None: the global random state)
                     constrain:bool=True,     # only allow decodable speech ids (`SpeechLogitsProcessor`)
+                    progress:bool=False,     # a token progress bar on stderr (shown on a terminal only)
                    )->np.ndarray:            # the generated ids (speech tokens, then the end token if one came)
     "Generate the speech tokens that follow the speech prompt for `text`."
     spec = spec or find_speech_tokens(tokenizer)
@@ -356,12 +358,18 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
             SpeechLogitsProcessor(spec, len(prompt), temperature=t, top_p=p, repetition_penalty=repetition_penalty)]))
     else:
         kw.update(repetition_penalty=repetition_penalty, **(dict(temperature=temperature, top_p=top_p) if do_sample else {}))
+    from tqdm.auto import tqdm
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    bar = tqdm(total=max_new_tokens, desc='speak', unit='tok', leave=False, disable=None if progress else True)
+    class _Tick(StoppingCriteria):   # called once per generated token: moves the bar, never stops generation
+        def __call__(self, input_ids, scores, **kw): bar.update(1); return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    kw['stopping_criteria'] = StoppingCriteriaList([_Tick()])
     was_training = model.training; model.eval()
     try:
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == 'cuda' else []), quiet_transformers():
             if seed is not None: torch.manual_seed(seed)
             gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
-    finally: model.train(was_training)
+    finally: model.train(was_training); bar.close()
     return gen[0, len(prompt):].cpu().numpy()
 
 def speak(model, tokenizer, text:str,  # as for `generate_speech`
@@ -418,20 +426,40 @@ def pick_speaker(info:dict, speaker:str|None, what:str='this model')->str|None:
     return speaker
 
 # %% ../nbs/08a_speak.ipynb #d1551fd0
+SPEECH_TOKENS_PER_S = 24000 / 2048 * FRAME_TOKENS   # SNAC 24 kHz: 11.7 frames of 7 tokens a second, ~82 tokens
+
+class SpeechCutOff(UserWarning):
+    "Generation stopped at the token limit before the model said end-of-speech: the audio may end mid-word."
+
+def speech_token_budget(text:str,
+                        seconds_per_word:float=0.5, # a calm speaker says about two words a second
+                        margin:float=2.,            # room for slower voices and pauses
+                        cap_s:float=60.,            # never more than this many seconds
+                       )->int:                      # speech tokens, whole frames
+    "A token limit that fits `text`: its words × `seconds_per_word` × `margin` + 1 s, at most `cap_s`, in whole frames."
+    secs = min(cap_s, max(1, len(str(text).split())) * seconds_per_word * margin + 1.)
+    return FRAME_TOKENS * math.ceil(secs * SPEECH_TOKENS_PER_S / FRAME_TOKENS)
+
 def say(folder,                    # a version folder written by the speaking recipe
         text:str,
         speaker:str|None=None,     # a trained speaker (default: the most frequent one)
-        max_new_tokens:int=1200,   # most speech tokens (7 per codec frame, ~82 a second)
+        max_new_tokens:int|None=None, # most speech tokens (7 per codec frame, ~82 a second; None: `speech_token_budget(text)`)
         seed:int|None=None,        # sampling seed
         what:str|None=None,        # how messages name the version
        )->tuple:                   # (waveform, sample rate, speaker used)
-    "Speak `text` with the trained speaking version in `folder`."
+    "Speak `text` with the trained speaking version in `folder` (a `SpeechCutOff` warning when the limit cut it)."
     info = read_speech_info(folder)
     speaker = pick_speaker(info, speaker, what or str(folder))
+    if max_new_tokens is None: max_new_tokens = speech_token_budget(text)
     if max_new_tokens < FRAME_TOKENS:
         raise SpeakError(f"--max-new-tokens {max_new_tokens} is less than one speech frame; use at least {FRAME_TOKENS}.")
     model, tok, codec, spec = load_speaker(folder)
-    return speak(model, tok, text, codec, spec, speaker=speaker, max_new_tokens=max_new_tokens, seed=seed), codec.sr, speaker
+    ids = generate_speech(model, tok, text, spec, speaker, max_new_tokens, seed=seed, progress=True)
+    if len(ids) >= max_new_tokens and not (len(ids) and int(ids[-1]) in (spec.end_of_speech, spec.end_of_ai)):
+        warnings.warn(SpeechCutOff(f"speech stopped at --max-new-tokens {max_new_tokens} ({max_new_tokens / SPEECH_TOKENS_PER_S:.1f} s "
+                                   f"of audio at ~{SPEECH_TOKENS_PER_S:.0f} tokens a second) before the model ended it; the text may "
+                                   f"be cut short: raise --max-new-tokens (e.g. {2 * max_new_tokens}) or leave it out to fit the text."))
+    return decode_speech(ids, codec, spec), codec.sr, speaker
 
 # %% ../nbs/08a_speak.ipynb #d52529d5
 def export_speaking(src:Path, spec, d:Path, merged:bool=False)->dict:

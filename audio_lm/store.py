@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from fastcore.basics import patch_to
-from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, write_failed
+from .audio import AudioLmError, atomic_write, file_sha256, pid_alive, clean_dead_temps, temp_prefix, temp_dir, umask_tree, json_safe, write_failed
 from .audio import audio_lm_home
 from .document import (Document, DocumentError, Resolved, load_document, init_document, new_ulid, SECTION_TYPES,
                                EXAMPLE_KINDS)
@@ -28,7 +28,7 @@ class StoreError(AudioLmError):
 
 def canonical_json(obj)->str:
     "JSON with sorted keys and fixed indentation, so equal content is equal bytes."
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + '\n'
+    return json.dumps(json_safe(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + '\n'   # strict: NaN -> null
 
 class Store:
     "The store folder of one document: blobs, adapter versions, exports, logs and cache."
@@ -309,14 +309,14 @@ def new_version(self, meta:dict|None=None): # recorded in the manifest under the
     "Yield a `PendingVersion` to write into; record its files' checksums, then commit it in two phases when the block ends without error."
     self.create()
     self._clean_pending()
-    pv = PendingVersion(Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=f'.pending-{os.getpid()}-')), meta=dict(meta or {}))
+    pv = PendingVersion(temp_dir(self.versions_dir, f'.pending-{os.getpid()}-'), meta=dict(meta or {}))
     tmp = pv.path
     try:
         yield pv
         if pv.rejected: (tmp/'REJECTED.txt').write_text(pv.rejected + '\n', encoding='utf-8')
         rec = {'committed_at': _now(), **pv.meta, 'files': version_files(tmp)}
         (tmp/VERSION_RECORD).write_text(canonical_json(rec), encoding='utf-8')
-        _fsync_tree(tmp)
+        umask_tree(tmp); _fsync_tree(tmp)
         _checkpoint('written')
         for _ in range(100):  # phase 1: the version exists under its final name
             name = f'v{self._next_number():04d}' + ('-rejected' if pv.rejected else '')
@@ -556,7 +556,7 @@ def _cmd_init(args)->int:
 
 def _cmd_show(args)->int:
     info = show_info(args.path)
-    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_show(info))
+    print(json.dumps(json_safe(info), indent=2, ensure_ascii=False, allow_nan=False) if args.json else format_show(info))
     return 0
 
 def _cmd_ingest(args)->int:

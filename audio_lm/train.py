@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_prefix
+from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_prefix, temp_dir, umask_tree, json_safe
 
 # %% auto #0
 __all__ = ['CKPT_FILES', 'TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe',
@@ -177,7 +177,7 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int,
     "Write a resumable checkpoint folder at `path` atomically; `state.json` records its position and its files' sha256s."
     from safetensors.torch import save_file
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmpd = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path.name)))
+    tmpd = temp_dir(path.parent, temp_prefix(path.name))
     try:
         save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, str(tmpd/'trainable.safetensors'))
         torch.save(optimizer.state_dict(), tmpd/'optimizer.pt')
@@ -188,6 +188,7 @@ def save_checkpoint(path, model, optimizer, step:int, epoch:int, batch_idx:int,
         files = {n: file_sha256(tmpd/n) for n in CKPT_FILES}
         (tmpd/'state.json').write_text(json.dumps({'step': step, 'epoch': epoch, 'batch_idx': batch_idx, **(extra or {}),
                                                    'files': files}, indent=1))
+        umask_tree(tmpd)
         for f in tmpd.iterdir():
             with open(f, 'rb') as fh: os.fsync(fh.fileno())
         old = path.with_name(f'.{path.name}.old')
@@ -372,6 +373,14 @@ def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
         for s, h in old.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 # %% ../nbs/07_train.ipynb #9eb6385e
+def _restore_log(metrics_f, step:int, write:bool=True)->tuple[list, list]:
+    "The train records and evaluations logged in `metrics_f` up to `step`; the file is cut back to them (later steps run again)."
+    if not Path(metrics_f).exists(): return [], []
+    recs = [json.loads(l) for l in Path(metrics_f).read_text().splitlines() if l.strip()]
+    keep = [r for r in recs if (r['eval'] if 'eval' in r else r).get('step', 0) <= step]
+    if write: atomic_write(metrics_f, lambda p: Path(p).write_text(''.join(json.dumps(r, allow_nan=False) + '\n' for r in keep)))
+    return [r for r in keep if 'eval' not in r], [r['eval'] for r in keep if 'eval' in r]
+
 def fit(recipe:Recipe,          # model, collator, lengths (and transcription for WER)
         train_examples,         # a list (or sequence) of examples
         eval_examples=(),       # held-out examples
@@ -414,11 +423,12 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     metrics_f = run_dir/'metrics.jsonl'
     if not resumed and acc.is_main_process and metrics_f.exists(): metrics_f.unlink()
     history, evals, t0, tokens = [], [], time.time(), 0
+    if resumed: history, evals = _restore_log(metrics_f, step, write=acc.is_main_process)   # the loss curve so far
     gbs = cfg.micro_batch_size * world
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f'train {recipe.name}', disable=not progress or not acc.is_main_process, leave=False)
     def log(rec):
         if acc.is_main_process:
-            with open(metrics_f, 'a') as f: f.write(json.dumps(rec) + '\n')
+            with open(metrics_f, 'a') as f: f.write(json.dumps(json_safe(rec), allow_nan=False) + '\n')
     batches = epoch_batches(lengths, gbs, cfg.seed, epoch, cfg.group_by_length)
     done = lambda: step >= cfg.max_steps or (cfg.num_epochs is not None and epoch >= cfg.num_epochs)
     with stop_on_signals() as stop, contextlib.closing(bar):   # the bar is cleared however the loop ends

@@ -163,7 +163,7 @@ def _loaded(exported, modality):
 def test_audio_language_export_loads_with_plain_transformers_and_peft(trained, exported, home):
     from audio_lm.export import read_snapshot_manifest, verify
     snap, merged = exported.jobs['audio-language']['snap'], exported.jobs['audio-language']['merged']
-    assert snap == trained.qa_store.exports_dir.absolute()/'hf-audio-snapshot' and merged.name == 'hf-audio-snapshot-merged'
+    assert snap == trained.qa_store.exports_dir.absolute()/'hf-audio-snapshot-v0001' and merged.name == 'hf-audio-snapshot-merged-v0001'
     assert sorted(p.name for p in (snap/'adapter').iterdir()) == ['adapter_config.json', 'adapter_model.safetensors']
     assert (snap/'processor'/'processor_config.json').exists()
     m = read_snapshot_manifest(snap)
@@ -175,7 +175,7 @@ def test_audio_language_export_loads_with_plain_transformers_and_peft(trained, e
     assert read_snapshot_manifest(merged)['export_target'] == 'hf_merged'
     assert verify(snap).ok and verify(merged).ok
     rec = trained.qa_store.read_manifest()['exports']
-    assert rec['hf-audio-snapshot']['adapter_version'] == 'v0001' and rec['hf-audio-snapshot-merged']['merged'] is True
+    assert rec['hf-audio-snapshot-v0001']['adapter_version'] == 'v0001' and rec['hf-audio-snapshot-merged-v0001']['merged'] is True
     adapter, merged_logits, facts = _loaded(exported, 'audio-language')
     assert not facts['audio_lm_imported'] and facts['adapter_class'] == 'PeftModel'
     assert facts['merged_class'] == 'Qwen2AudioForConditionalGeneration'

@@ -122,3 +122,18 @@ def test_speak_refuses_in_one_line_and_writes_nothing(cli, project, trained):
     finally: w.write_bytes(good)
     assert msg.startswith(f"version v0001 is damaged: {w} no longer matches the sha256 recorded at commit"), msg
     assert list(out.parent.iterdir()) == []   # no file, no temporary
+
+def test_speak_warns_when_the_token_limit_cuts_the_speech(cli, project, trained):
+    d, docs, env = project
+    r = cli('speak', docs['voice'], 'four two', '--out', d/'cut.wav', '--max-new-tokens', '14', '--seed', '0', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    warn = [l for l in r.stderr.splitlines() if l.startswith('audio-lm: warning: ')]
+    assert len(warn) == 1 and '--max-new-tokens 14 (0.2 s of audio at ~82 tokens a second)' in warn[0], r.stderr
+    assert sf.info(str(d/'cut.wav')).frames <= 2 * 2048
+
+def test_speak_adapter_picks_a_version(cli, project, trained):
+    d, docs, env = project
+    r = cli('speak', docs['voice'], 'four', '--out', d/'v1.wav', '--adapter', 'v0001', '--max-new-tokens', '14', env=env)
+    assert r.returncode == 0 and '(v0001' in r.stdout, r.stderr[-2000:]
+    msg = one_line_error(cli('speak', docs['voice'], 'four', '--out', d/'v9.wav', '--adapter', 'v0009', env=env))
+    assert 'v0009' in msg and not (d/'v9.wav').exists(), msg

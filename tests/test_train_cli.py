@@ -10,6 +10,7 @@ dlm_id: {id}
 dlm_version: 11
 base_model: tiny-listener
 training:
+  policy: projector+lora
   learning_rate: 0.003
   micro_batch_size: 4
   grad_accum: 1
@@ -92,7 +93,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, corpus):
     assert '--resume' in again.stderr.splitlines()[-1]
     res = cli('train', doc, *args, '--resume', home=home)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert 'resumed at step' in res.stdout
+    assert 'resumed at step' in res.stdout and 'nan' not in res.stdout, res.stdout   # the loss history came back
     a, b = weights(tmp_path/'home_full', dlm_id), weights(home, dlm_id)
     assert a.keys() == b.keys()
     for k in a: assert (a[k] == b[k]).all(), k
