@@ -104,6 +104,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'audio_lm.bench.bench_codec_encode': ('bench.html#bench_codec_encode', 'audio_lm/bench.py'),
                                 'audio_lm.bench.bench_feature_cache': ('bench.html#bench_feature_cache', 'audio_lm/bench.py'),
                                 'audio_lm.bench.bench_interleave': ('bench.html#bench_interleave', 'audio_lm/bench.py'),
+                                'audio_lm.bench.bench_learning': ('bench.html#bench_learning', 'audio_lm/bench.py'),
                                 'audio_lm.bench.bench_length_grouping': ('bench.html#bench_length_grouping', 'audio_lm/bench.py'),
                                 'audio_lm.bench.bench_listen_kv': ('bench.html#bench_listen_kv', 'audio_lm/bench.py'),
                                 'audio_lm.bench.bench_listen_scratch': ('bench.html#bench_listen_scratch', 'audio_lm/bench.py'),
