@@ -121,6 +121,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'audio_lm.bench.wellformed_frames': ('bench.html#wellformed_frames', 'audio_lm/bench.py')},
             'audio_lm.cli': { 'audio_lm.cli.DemoFailed': ('cli.html#demofailed', 'audio_lm/cli.py'),
                               'audio_lm.cli._Tee': ('cli.html#_tee', 'audio_lm/cli.py'),
+                              'audio_lm.cli._Tee.__getattr__': ('cli.html#_tee.__getattr__', 'audio_lm/cli.py'),
                               'audio_lm.cli._Tee.__init__': ('cli.html#_tee.__init__', 'audio_lm/cli.py'),
                               'audio_lm.cli._Tee.flush': ('cli.html#_tee.flush', 'audio_lm/cli.py'),
                               'audio_lm.cli._Tee.write': ('cli.html#_tee.write', 'audio_lm/cli.py'),

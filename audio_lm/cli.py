@@ -91,6 +91,7 @@ class _Tee:
         return len(s)
     def flush(self):
         for st in self.streams: st.flush()
+    def __getattr__(self, name): return getattr(self.streams[-1], name)   # isatty, encoding, ...: the terminal's
 
 def demo_command(*argv)->str:
     "Print `argv` as the `audio-lm` command a user would type, run it in this process, and return what it printed."
