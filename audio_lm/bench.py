@@ -16,10 +16,10 @@ from .listen import generate_ids, recompute_generate, listen_inputs
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache',
-           'bench_memory', 'bench_listen_scratch', 'bench_projector', 'wellformed_frames', 'bench_speaker_wellformed',
-           'bench_interleave', 'bench_codec_encode', 'bench_listen_kv', 'bench_speak_decoding', 'machine',
-           'to_markdown', 'run_benchmarks', 'add_commands']
+__all__ = ['LEARNING', 'BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops',
+           'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector', 'bench_learning',
+           'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode', 'bench_listen_kv',
+           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -178,6 +178,54 @@ def bench_projector(base:str='smollm2-135m', # a listening base
             'total_params': sum(p.numel() for p in params), 'train_clips': len(train), 'held_out_clips': min(len(held), n_eval),
             'steps': res.steps, 'loss_before': _r(before['eval_loss']), 'loss_after': _r(after['eval_loss']),
             'ratio': _r(after['eval_loss'] / before['eval_loss'], 3), 'target': '< 1'}
+
+# %% ../nbs/12_bench.ipynb #e49dbf3b
+LEARNING = {  # variant -> (base, policy of the listening recipe or None for the audio-language recipe, target WER)
+    'blog':      ('whisper-tiny.en+smollm2-135m', 'projector', 0.03),
+    'blog_lora': ('whisper-tiny.en+smollm2-135m', 'projector+lora', 0.01),
+    'document':  ('qwen2-audio-tiny.en+smollm2', None, 0.03),
+}
+
+def bench_learning(variant:str='blog',  # a key of `LEARNING`
+                   n:int=20,            # clips in the digits corpus (a fifth are held-out voices)
+                   steps:int=4,         # optimizer steps
+                   micro_batch_size:int=4,
+                   lr:float=2e-3,       # peak learning rate
+                   n_eval:int=4,        # held-out clips evaluated (at most), the same ones for Whisper
+                   eval_every:int=0,    # also evaluate every N steps (the curve; 0: before and after only)
+                   base:str|None=None,  # another base of the same modality (a tiny one for tests)
+                   peer:bool=True,      # transcribe the same clips with Whisper tiny.en zero-shot
+                   seed:int=0)->dict:
+    "Held-out WER of one of the project's recipes before vs after `steps`, next to Whisper tiny.en zero-shot on the same clips."
+    from audio_lm.run import load_base
+    from audio_lm.train import evaluate, error_rates
+    if variant not in LEARNING: raise ValueError(f"unknown learning benchmark {variant!r}; choose one of {', '.join(LEARNING)}.")
+    default_base, policy, target = LEARNING[variant]
+    base = base or default_base
+    with tempfile.TemporaryDirectory() as d:
+        train, held = _digits_examples(n, Path(d)/'corpus', seed=seed)
+        held = held[:n_eval]
+        b = load_base(base)
+        if policy is None:
+            from audio_lm.audio_language import audio_language_recipe
+            recipe = audio_language_recipe(b, cache=Path(d)/'cache')
+        else:
+            from audio_lm.listen import listen_recipe
+            recipe = listen_recipe(b, cache=Path(d)/'cache', policy=policy)
+        cfg = TrainConfig(max_steps=steps, micro_batch_size=micro_batch_size, learning_rate=lr, min_lr=lr / 10,
+                          warmup_steps=min(10, steps // 10), eval_every=eval_every, ckpt_every=0, eval_max=n_eval, seed=seed)
+        before = evaluate(recipe, held, cfg)
+        res = fit(recipe, train, held, cfg, run_dir=Path(d)/'run', progress=False)
+        out = {'variant': variant, 'base': base, 'trains': res.trains, 'train_clips': len(train), 'held_out_clips': len(held),
+               'steps': res.steps, 'batch': micro_batch_size, 'lr': lr, 's_per_step': _r(float(np.median(np.diff([0] + [h['time'] for h in res.history]))), 3),  # evaluations left out
+               'wer_before': _r(before['wer'], 3), 'wer_after': _r(res.final_eval['wer'], 3),
+               'curve': [(0, _r(before['wer'], 3))] + [(e['step'], _r(e['wer'], 3)) for e in res.evals],
+               'sample_after': res.final_eval['samples'][0]}
+        if peer:
+            from audio_lm.whisper import whisper_transcribe
+            refs = [e.target for e in held]
+            out['whisper_wer'] = _r(error_rates(refs, whisper_transcribe([e.clips[0].path for e in held]))['wer'], 3)
+    return {**out, 'target': f'<= {target:.0%}'}
 
 # %% ../nbs/12_bench.ipynb #7dab3d80
 def wellformed_frames(ids,   # generated speech ids (the prompt not included)
@@ -362,6 +410,12 @@ BENCHMARKS = {  # name -> (function of quick, what it compares)
                         'tiny-listener from scratch: held-out loss after vs before training (and WER)'),
     'smollm2_projector': (lambda q: bench_projector('smollm2-135m', **({} if q else dict(n=100, steps=40, n_eval=16))),
                           'SmolLM2-135M, projector only: held-out loss after vs before training'),
+    'learn_blog':      (lambda q: bench_learning('blog', **({} if q else dict(n=500, steps=250, micro_batch_size=8, lr=5e-3, n_eval=48, eval_every=50))),
+                        'blog recipe, digits: frozen Whisper tiny.en encoder + projector + frozen SmolLM2: held-out WER vs Whisper zero-shot'),
+    'learn_blog_lora': (lambda q: bench_learning('blog_lora', **({} if q else dict(n=500, steps=250, micro_batch_size=8, lr=2e-3, n_eval=48, eval_every=50))),
+                        'the same + LoRA on SmolLM2: held-out WER vs Whisper zero-shot'),
+    'learn_document':  (lambda q: bench_learning('document', **({} if q else dict(n=300, steps=100, micro_batch_size=4, lr=2e-3, n_eval=48, eval_every=25))),
+                        'document recipe on the small Qwen2-Audio (LoRA + projector), digits: held-out WER vs Whisper zero-shot'),
     'speak_decoding':  (lambda q: _speak_decoding(q), 'speak tokens/s: frame-aware sampling on the speech slice vs plain generate'),
     'speaker_wellformed': (lambda q: bench_speaker_wellformed(**({} if q else dict(n=60, steps=60, n_texts=8, frames=20))),
                            'tiny-speaker: well-formed frames with vs without the frame-aware logits processor'),
@@ -373,6 +427,9 @@ def _corpus(n:int):
 
 def _headline(name, r)->str:
     "The one number of a result that answers its question."
+    if 'whisper_wer' in r or 'wer_before' in r and 'loss_before' not in r:
+        return (f"WER {r['wer_before']:.1%} → {r['wer_after']:.1%} in {r['steps']} steps ({r['s_per_step']:.3g} s a step)"
+                + (f"; Whisper tiny.en zero-shot {r['whisper_wer']:.1%} on the same clips" if 'whisper_wer' in r else ''))
     if 'wellformed_with' in r:
         return f"well-formed frames: {r['wellformed_with']:.0%} with vs {r['wellformed_without']:.0%} without ({r['frames_with']} and {r['frames_without']} frames)"
     if 'loss_before' in r:

@@ -4,13 +4,14 @@
 
 # %% ../nbs/11_cli.ipynb #fc04f4bf
 from __future__ import annotations
-import argparse, importlib, os, signal, sys
+import argparse, importlib, os, signal, sys, time
 from pathlib import Path
 import audio_lm
-from .audio import AudioLmError, Interrupted, write_failed
+from .audio import AudioLmError, Interrupted, write_failed, atomic_write
 
 # %% auto #0
-__all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main', 'demo', 'add_commands']
+__all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_BASE', 'DEMO_DOC', 'command_modules', 'build_parser', 'main', 'run_main',
+           'DemoFailed', 'demo_command', 'demo', 'add_commands']
 
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
@@ -92,15 +93,18 @@ def run_main():
     sys.exit(main())
 
 # %% ../nbs/11_cli.ipynb #c28b4927
+DEMO_BASE = 'qwen2-audio-tiny.en+smollm2'
+
 DEMO_DOC = """---
 dlm_id: "{dlm_id}"
 dlm_version: 11
-base_model: tiny-listener
+base_model: {base}
 system_prompt: You transcribe spoken digits.
 training:
   learning_rate: {lr}
   micro_batch_size: {batch}
   grad_accum: 1
+  max_steps: {steps}
   seed: {seed}
   sources:
     - path: ./corpus
@@ -109,50 +113,101 @@ training:
 Spoken digits synthesized offline by espeak-ng; metadata.csv marks the clips of held-out voices.
 """
 
-def demo(out='demo_out', # folder for everything the demo writes
-         n:int=2000,     # clips to synthesize (400 overfit the training voices: 66% held-out WER)
-         steps:int=2500, # training steps (1,500 gave 5.5% held-out WER, 2,500 1.1%)
-         lr:float=3e-3, batch:int=16, seed:int=0,
-         progress:bool=True)->dict:
-    "Synthesize a digits corpus, train tiny-listener on it, report held-out WER, prompt, export and verify."
-    from audio_lm.corpus import synth_corpus, corpus_summary, format_summary as corpus_table
-    from audio_lm.document import new_ulid
-    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault('AUDIO_LM_HOME', str(out/'home'))
-    print(f"1/5 synthesizing {n} spoken-digit clips with espeak-ng → {out/'corpus'}")
-    clips = synth_corpus(out/'corpus', n=n, kind='digits', seed=seed, progress=progress)
-    print(corpus_table(corpus_summary(clips)))
+class DemoFailed(AudioLmError, RuntimeError):
+    "A command of the demo exited with an error (its own message is printed above)."
+
+class _Tee:
+    "A text stream writing to several streams at once (the demo shows a command's output and keeps it)."
+    def __init__(self, *streams): self.streams = streams
+    def write(self, s):
+        for st in self.streams: st.write(s)
+        return len(s)
+    def flush(self):
+        for st in self.streams: st.flush()
+    def __getattr__(self, name): return getattr(self.streams[-1], name)   # isatty, encoding, ...: the terminal's
+
+def demo_command(*argv)->str:
+    "Print `argv` as the `audio-lm` command a user would type, run it in this process, and return what it printed."
+    import contextlib, io, shlex
+    argv = [str(a) for a in argv]
+    print(f"\n$ audio-lm {shlex.join(argv)}", flush=True)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(buf, sys.stdout)): rc = main(argv)
+    if rc: raise DemoFailed(f"`audio-lm {shlex.join(argv)}` exited with code {rc} (its message is above); the demo stops here.")
+    return buf.getvalue()
+
+def _held_out(corpus:Path)->list[dict]:
+    "The rows of `corpus/metadata.csv` marked `split=test` (the held-out voices' clips)."
+    import csv
+    with open(corpus/'metadata.csv', newline='', encoding='utf-8') as f:
+        return [r for r in csv.DictReader(f) if r['split'] == 'test']
+
+def demo(out='demo_out',  # folder for everything the demo writes (paths are printed as given)
+         n:int=240,       # clips to synthesize; a fifth are spoken by held-out voices, all of them evaluated
+         steps:int=80,    # optimizer steps (`training.max_steps`)
+         lr:float=2e-3,   # `training.learning_rate` (LoRA and the projector)
+         batch:int=4,     # `training.micro_batch_size`
+         seed:int=0,
+         base:str=DEMO_BASE, # the document's `base_model` (`tiny-qwen2-audio` for a fast smoke run)
+         peer:bool=True,  # also score Whisper tiny.en zero-shot on the same held-out clips
+        )->dict:          # commands run, WERs, the prompt's answer and reference, the export and whether it verified
+    "The seed's main job as the `audio-lm` commands a user types: synth a corpus, write a `.dlm`, train, compare with Whisper, prompt, export, verify."
+    from audio_lm.document import new_ulid, load_document
+    from audio_lm.store import Store
+    t0 = time.perf_counter(); out = Path(out); commands = []
+    def run(*argv):
+        commands.append([str(a) for a in argv]); return demo_command(*argv)
+    if 'AUDIO_LM_HOME' not in os.environ:
+        os.environ['AUDIO_LM_HOME'] = str((out/'home').absolute())
+        print(f"$ export AUDIO_LM_HOME={out/'home'}   # bases, stores and caches of this demo stay in {out}")
+    run('corpus', 'synth', out/'corpus', '--n', n, '--kind', 'digits', '--seed', seed)
     doc = out/'digits.dlm'
-    if not doc.exists(): doc.write_text(DEMO_DOC.format(dlm_id=new_ulid(), lr=lr, batch=batch, seed=seed))
-    print(f"2/5 training tiny-listener from scratch for {steps} steps on {doc}")
-    from audio_lm.run import train_document, format_summary
-    s = train_document(doc, max_steps=steps, policy='all', progress=progress, eval_every=max(50, steps // 4), fresh=True,
-                       warmup_steps=min(50, steps // 10), eval_max=n)   # every held-out clip
-    print(format_summary(s))
-    test = next(c for c in clips if c.split == 'test')
-    from audio_lm.run import prompt_document
-    said = prompt_document(doc, 'Transcribe the audio.', [test.path], max_new_tokens=16)
-    print(f"3/5 prompt on a held-out voice ({test.speaker}): the model heard {said!r}; the clip says {test.transcript!r}")
-    from audio_lm.export import export, verify
-    snap = export(doc)
-    print(f"4/5 exported the adapter → {snap}")
-    rep = verify(snap)
-    print(f"5/5 verify: {rep.summary()}")
-    wer = s['eval'].get('wer')
-    print(f"\nheld-out WER {100*wer:.1f}% (target ≤ 5%) · corpus {out/'corpus'} · document {doc} · adapter {s['version_path']} · "
-          f"logs {s['metrics']} · curve {s['plot']} · snapshot {snap}")
-    return {**s, 'prompt': said, 'reference': test.transcript, 'snapshot': str(snap), 'verified': rep.ok}
+    dlm_id = load_document(doc).dlm_id if doc.exists() else new_ulid()   # the same document (and store) on every run
+    text = DEMO_DOC.format(dlm_id=dlm_id, base=base, lr=lr, batch=batch, steps=steps, seed=seed)
+    atomic_write(doc, lambda p: Path(p).write_text(text, encoding='utf-8'))
+    print(f"\n# the document (written by the demo; a user writes it in an editor or starts from `audio-lm init`): {doc}")
+    print(text, end='')
+    run('train', doc, '--fresh', '--eval-every', 0)
+    store = Store.for_document(load_document(doc)); version = store.current()
+    ev = store.read_manifest()['versions'][version]['eval']
+    held = _held_out(out/'corpus')
+    print(f"\n# held-out WER on the {len(held)} clips of held-out voices (normalised: Whisper's English normaliser, one word per digit)")
+    print(f"  {base} after {steps} steps: {100*ev['wer']:.1f}%")
+    peer_wer = None
+    if peer:
+        from audio_lm.whisper import whisper_transcribe
+        from audio_lm.train import error_rates
+        hyps = whisper_transcribe([out/'corpus'/r['file'] for r in held])
+        peer_wer = error_rates([r['transcript'] for r in held], hyps)['wer']
+        print(f"  Whisper tiny.en zero-shot (greedy, the same clips): {100*peer_wer:.1f}%   e.g. {held[0]['transcript']!r} -> {hyps[0]!r}")
+    clip = out/'corpus'/held[0]['file']
+    said = run('prompt', doc, '--audio', clip, 'Transcribe the audio.').strip()
+    print(f"# the clip (a held-out voice, {held[0]['speaker']}) says: {held[0]['transcript']!r}")
+    run('export', doc, '--out', out/'export')
+    ok = True
+    try: run('verify', out/'export')
+    except DemoFailed: ok = False
+    secs = time.perf_counter() - t0
+    print(f"\n# demo done in {secs/60:.1f} min: held-out WER {100*ev['wer']:.1f}%"
+          + (f" (Whisper tiny.en zero-shot {100*peer_wer:.1f}%)" if peer_wer is not None else '')
+          + f"; document {doc}, adapter {store.version_path(version)}, export {out/'export'}")
+    return {'commands': commands, 'version': version, 'version_path': str(store.version_path(version)), 'wer': ev['wer'],
+            'peer_wer': peer_wer, 'n_held_out': len(held), 'prompt': said, 'reference': held[0]['transcript'],
+            'snapshot': str(out/'export'), 'verified': ok, 'seconds': secs}
 
 def _cmd_demo(args)->int:
-    r = demo(args.out, args.n, args.steps, seed=args.seed)
+    r = demo(args.out, args.n, args.steps, args.lr, args.batch, seed=args.seed, base=args.base)
     return 0 if r['verified'] else 1
 
 def add_commands(sub):
     "The `demo` command."
     p = sub.add_parser('demo', help='the offline end-to-end tour (make demo)')
     p.add_argument('--out', default='demo_out', help='folder for its outputs (default demo_out)')
-    p.add_argument('--n', type=int, default=2000, help='clips to synthesize (default 2000)')
-    p.add_argument('--steps', type=int, default=2500, help='training steps (default 2500)')
+    p.add_argument('--n', type=int, default=240, help='clips to synthesize (default 240)')
+    p.add_argument('--steps', type=int, default=80, help='training steps (default 80)')
+    p.add_argument('--lr', type=float, default=2e-3, help='learning rate (default 0.002)')
+    p.add_argument('--batch', type=int, default=4, help='clips per step (default 4)')
+    p.add_argument('--base', default=DEMO_BASE, help=f'the base to train (default {DEMO_BASE})')
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
