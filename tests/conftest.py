@@ -26,3 +26,14 @@ def one_line_error(r):
 @pytest.fixture
 def cli():
     return run_cli
+
+@pytest.fixture
+def run(capsys):
+    "`audio-lm ARGS` in-process: (exit code, stdout, stderr)."
+    from audio_lm.cli import main
+    def _run(*argv):
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, rc, out.out, out.err)
+    return _run

@@ -12,16 +12,6 @@ from audio_lm.bases import MODALITIES
 from audio_lm.store import Store, audio_lm_home
 from conftest import one_line_error
 
-@pytest.fixture
-def run(capsys):
-    "`audio-lm ARGS` in-process: (exit code, stdout, stderr)."
-    def _run(*argv):
-        capsys.readouterr()
-        rc = main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(argv, rc, out.out, out.err)
-    return _run
-
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     "Four espeak-ng clips: three transcribed, one without a transcript; plus one clip for an inline fence."

@@ -15,16 +15,6 @@ from audio_lm.document import load_document
 from audio_lm.store import Store, audio_lm_home
 from conftest import one_line_error
 
-@pytest.fixture
-def run(capsys):
-    "`audio-lm ARGS` in-process: (exit code, stdout, stderr)."
-    def _run(*argv):
-        capsys.readouterr()
-        rc = main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(argv, rc, out.out, out.err)
-    return _run
-
 @pytest.fixture(scope='module')
 def clips(tmp_path_factory):
     "Six espeak-ng clips at 16 kHz, and the same six at 24 kHz."

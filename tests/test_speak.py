@@ -52,15 +52,10 @@ def trained(project):
     return r
 
 @pytest.fixture
-def run(capsys, project, monkeypatch):
+def run(run, project, monkeypatch):
     "`audio-lm ARGS` in-process with the project's home: (exit code, stdout, stderr)."
     for k, v in project[2].items(): monkeypatch.setenv(k, v)
-    def _run(*argv):
-        capsys.readouterr()
-        rc = main([str(a) for a in argv])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(argv, rc, out.out, out.err)
-    return _run
+    return run
 
 def test_train_then_speak_writes_24khz_wav(cli, project, trained):
     d, docs, env = project
