@@ -486,7 +486,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'audio_lm.run.RunExists': ('run.html#runexists', 'audio_lm/run.py'),
                               'audio_lm.run._check_run_args': ('run.html#_check_run_args', 'audio_lm/run.py'),
                               'audio_lm.run._check_speech_out': ('run.html#_check_speech_out', 'audio_lm/run.py'),
-                              'audio_lm.run._close_progress_bars': ('run.html#_close_progress_bars', 'audio_lm/run.py'),
                               'audio_lm.run._cmd_prompt': ('run.html#_cmd_prompt', 'audio_lm/run.py'),
                               'audio_lm.run._cmd_speak': ('run.html#_cmd_speak', 'audio_lm/run.py'),
                               'audio_lm.run._cmd_train': ('run.html#_cmd_train', 'audio_lm/run.py'),

@@ -101,11 +101,6 @@ def format_summary(s:dict)->str:
 class RunExists(AudioLmError):
     "An interrupted run exists and the user did not say whether to resume it."
 
-def _close_progress_bars():
-    "Close the progress bars an error left open (tqdm keeps them in `_instances`)."
-    from tqdm import tqdm
-    for b in list(getattr(tqdm, '_instances', ())): b.close()
-
 TRAIN_FLAGS = {'learning_rate': '--learning-rate', 'micro_batch_size': '--batch-size', 'grad_accum': '--grad-accum',
                'num_epochs': '--epochs', 'policy': '--policy', 'ctc_weight': '--ctc-weight', 'eval_every': '--eval-every',
                'warmup_steps': '--warmup-steps'}   # `training:` key -> `audio-lm train` flag
@@ -209,7 +204,6 @@ def train_document(path,                      # a `.dlm` document
                     if ck is not None else "no checkpoint was written yet")
             raise Interrupted(e.signum, f"{e.detail.split(',')[0]}; {kept}") from None
         except AudioLmError as e:
-            _close_progress_bars()   # the message then starts its own line, not the end of a half-drawn bar
             raise in_user_terms(e, names)
         ev = res.final_eval
         meta = {'base': doc.base_model, 'recipe': recipe.name, 'steps': res.steps, 'train_loss': round(res.train_loss, 6),

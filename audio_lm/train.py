@@ -456,7 +456,6 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
             if stop.signum is not None:   # SIGINT/SIGTERM: keep this step (even with ckpt_every=0), then go
                 if acc.is_main_process: save_checkpoint(ckpt, acc.unwrap_model(model), opt, step, epoch, bidx, extra)
                 raise Interrupted(stop.signum, f"stopped after step {step}, checkpoint saved in {ckpt}")
-    bar.close()
     if eval_examples and acc.is_main_process:
         ev = {'step': step, **evaluate(recipe, eval_examples, cfg, acc)}; evals.append(ev); log({'eval': ev})
     acc.wait_for_everyone()
