@@ -217,10 +217,11 @@ def uncache_encoder(encoder:nn.Module)->nn.Module:
     return encoder
 
 # %% ../nbs/05a_encoder_cache.ipynb #233518c3
-def cache_if_frozen(root,                 # the cache folder
-                  encoder:nn.Module,    # the recipe's audio encoder
-                  enabled:bool=True,    # False: leave (or make) the encoder uncached
-                  max_bytes:int=4 << 30)->EncoderCache|None:
+def cache_if_frozen(root,                  # the cache folder
+                    encoder:nn.Module,     # the recipe's audio encoder
+                    enabled:bool=True,     # False: leave (or make) the encoder uncached
+                    max_bytes:int=4 << 30, # bound on the entries' size on disk
+                   )->EncoderCache|None:
     "What a recipe calls: cache `encoder`'s outputs under `root` when it is frozen (the cache, or None)."
     if not enabled or root is None or not is_frozen(encoder): uncache_encoder(encoder); return None
     return cache_encoder(encoder, EncoderCache(root, max_bytes)).encoder_cache
