@@ -28,6 +28,7 @@ def weights_hash(module:nn.Module)->str:
         h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
+# %% ../nbs/05a_encoder_cache.ipynb #a1f0c2d1
 def weights_fingerprint(module:nn.Module)->tuple:
     "A cheap check that a module's tensors are unchanged: storage, version counter and float64 sum of each."
     ts = [t.detach() for t in [*module.parameters(), *module.buffers()]]
@@ -137,6 +138,7 @@ def listening_rows(x:torch.Tensor,               # `(clips, n_mels, frames)`
         digests.append(h.digest())
     return digests, [AudioEncoder.output_lengths(n) for n in n_in], AudioEncoder.output_lengths(T)
 
+# %% ../nbs/05a_encoder_cache.ipynb #b2e1d3c1
 def qwen2_audio_rows(x:torch.Tensor,              # `(clips, n_mels, 3000)`
                      attention_mask:torch.Tensor|None=None, # `(clips, 1, 1500, 1500)` as Qwen2-Audio builds it, or None
                     )->tuple|None:
@@ -226,6 +228,7 @@ def cache_if_frozen(root,                  # the cache folder
     if not enabled or root is None or not is_frozen(encoder): uncache_encoder(encoder); return None
     return cache_encoder(encoder, EncoderCache(root, max_bytes)).encoder_cache
 
+# %% ../nbs/05a_encoder_cache.ipynb #c3f2e4d1
 def encoder_cache_of(model:nn.Module)->EncoderCache|None:
     "The `EncoderCache` serving some module of `model`, if any."
     return next((m.encoder_cache for m in model.modules() if 'encoder_cache' in m.__dict__), None)
