@@ -122,3 +122,19 @@ def test_show_lists_every_clip_at_another_rate_than_the_speaking_base(tmp_path, 
     assert 'problems  3' in run('show', doc).stdout
     r = run('train', doc)
     assert r.returncode == 2 and r.stderr.startswith(f"audio-lm: error: {probs[0]}"), r.stderr
+
+def test_show_names_missing_clips_and_counts_empty_transcripts_before_train_hits_them(tmp_path, corpus, run):
+    "A fence whose clip is gone and a source clip whose transcript is empty: `show` names both; train refuses the missing one."
+    (tmp_path/'corpus').mkdir()
+    for w in sorted(corpus.glob('*.wav'))[:2]:
+        for f in (w, w.with_suffix('.txt')): (tmp_path/'corpus'/f.name).write_bytes(f.read_bytes())
+    (tmp_path/'corpus'/w.with_suffix('.txt').name).write_text('  \n')   # the second clip's transcript is empty
+    doc = tmp_path/'d.dlm'
+    doc.write_text('---\ndlm_id: 01JZ8Q000000000000000MSNG1\ndlm_version: 11\nbase_model: tiny-listener\ntraining:\n'
+                   '  sources:\n    - path: ./corpus\n      include: ["**/*.wav"]\n---\n::audio path="clips/gone.wav" transcript="hello"::\n')
+    info = json.loads(run('show', doc, '--json').stdout)
+    assert info['clips_missing'] == ['clips/gone.wav'] and info['source_directives'][0]['skipped_audio_empty_transcript'] == 1
+    text = run('show', doc).stdout
+    assert 'missing: clips/gone.wav' in text and 'skipped empty_transcript 1' in text, text
+    msg = one_line_error(run('train', doc))
+    assert 'clips/gone.wav' in msg, msg
