@@ -206,10 +206,17 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
                   save=lambda m, d: save_adapter(m, d, base.spec.name, t.adapter))
 
 # %% ../nbs/08b_audio_language.ipynb #04a4e426
-def answer_version(folder, doc, question:str, audios, max_new_tokens:int=64, cache=None)->str:
+def answer_version(folder, doc, question:str, audios, max_new_tokens:int=64, cache=None,
+                   progress:bool|None=None, # a bar on stderr: loading, then the tokens (None: on a terminal)
+                  )->str:
     "The answer of a trained audio-language version to `question` about `audios` (prompts resample clips)."
-    model, processor = load_trained(folder, doc.base_model)
-    return ask(model, processor, list(audios), question, max_new_tokens=max_new_tokens, auto_resample=True)   # prompts resample
+    from transformers import StoppingCriteriaList
+    from audio_lm.listen import progress_bar, TokenBar
+    with progress_bar(max_new_tokens, f'loading {Path(folder).name}', progress, unit='tok') as bar:
+        model, processor = load_trained(folder, doc.base_model)
+        bar.set_description('answer')
+        return ask(model, processor, list(audios), question, max_new_tokens=max_new_tokens, auto_resample=True,   # prompts resample
+                   stopping_criteria=StoppingCriteriaList([TokenBar(bar)]))
 
 # %% ../nbs/08b_audio_language.ipynb #0f053cd2
 def export_audio_language(src:Path, spec, d:Path, merged:bool=False)->dict:

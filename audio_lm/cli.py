@@ -14,10 +14,10 @@ __all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_BASE', 'DEMO_DOC', 'command_modules
            'DemoFailed', 'demo_command', 'demo', 'add_commands']
 
 # %% ../nbs/11_cli.ipynb #b08e7963
-COMMANDS = {  # top-level command -> the chapter (module of audio_lm) that defines it
+COMMANDS = {  # top-level command -> the module of audio_lm that defines its parser (and imports its code when it runs)
     'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'store', 'ingest': 'store',
-    'train': 'run', 'prompt': 'run', 'speak': 'run',
-    'export': 'export', 'verify': 'export', 'bench': 'bench', 'demo': 'cli'}
+    'train': 'commands', 'prompt': 'commands', 'speak': 'commands',
+    'export': 'commands', 'verify': 'commands', 'bench': 'bench', 'demo': 'cli'}
 
 COMMAND_HELP = {  # the one-line help of each command, for `audio-lm --help` without importing a chapter (torch takes seconds)
     'corpus': 'make and inspect speech corpora',
@@ -33,7 +33,7 @@ COMMAND_HELP = {  # the one-line help of each command, for `audio-lm --help` wit
     'demo': 'the offline end-to-end tour (make demo)'}
 
 def command_modules(names=None)->list:
-    "The imported chapter modules (all, or those owning the commands `names`) that define `add_commands`."
+    "The imported modules (all, or those owning the commands `names`) that define `add_commands`."
     wanted = dict.fromkeys(COMMANDS[n] for n in names) if names else dict.fromkeys(COMMANDS.values())
     mods = []
     for name in wanted:

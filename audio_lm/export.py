@@ -4,21 +4,22 @@
 
 # %% ../nbs/09a_export.ipynb #213124ce
 from __future__ import annotations
-import argparse, json, os, re, shutil, sys, tempfile
+import json, os, re, shutil, sys, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .audio import AudioLmError, file_sha256, pid_alive, temp_dir, umask_tree
-from .store import (Store, canonical_json, add_break_lock_arg, REJECTED_RE, VERSION_RECORD, _now,
+from .store import (Store, canonical_json, REJECTED_RE, VERSION_RECORD, _now,
                             _fsync_tree, _fsync_path)
 from .bases import BASES, get_base
 from .document import Document, load_document
 from .models import base_path, BUILD_VERSION
 from .modality import ExportError, read_record
+from .listen import progress_bar
 from .run import RECIPES, recipe_of, load_base
 
 # %% auto #0
 __all__ = ['MANIFEST_NAME', 'SNAPSHOT_FORMAT', 'NoAdapterVersion', 'NotAnExport', 'artifact_list', 'read_snapshot_manifest',
-           'VerifyReport', 'verify', 'write_export', 'base_facts', 'readme', 'export', 'add_commands']
+           'VerifyReport', 'verify', 'write_export', 'base_facts', 'readme', 'export']
 
 # %% ../nbs/09a_export.ipynb #40c60761
 class NoAdapterVersion(ExportError):
@@ -245,6 +246,7 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
            out=None,             # the export folder (default `<store>/exports/<name>`)
            adapter=None,         # the version to export ('v0002'; default: the current one)
            break_lock:bool=False,# remove a stale store lock first
+           progress:bool|None=None, # a bar on stderr through its stages (None: only when stderr is a terminal)
           )->Path:               # the export folder
     "Export an adapter version of a document as a folder that transformers (+ PEFT) loads, with a sha256 manifest."
     import audio_lm
@@ -252,9 +254,10 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
     doc = path_or_doc if isinstance(path_or_doc, Document) else load_document(path_or_doc)
     store = Store.for_document(doc)
     if not store.exists: _version_name(store, adapter, doc)  # nothing to export: say so before creating anything
-    with store.lock('export', break_lock=break_lock):
+    with store.lock('export', break_lock=break_lock), progress_bar(3, 'export', progress, unit='stage') as bar:
         store.check_owner(doc)
         name = _version_name(store, adapter, doc)
+        bar.set_postfix_str(f'checking {name}')
         src = store.check_version(name)   # every file as it was committed, or a one-line refusal naming the file
         meta = store.read_manifest()['versions'].get(name, {})
         spec = get_base(_trained_on(src, meta, doc)); recipe = recipe_of(spec.name)
@@ -262,6 +265,7 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
                  store.exports_dir.absolute()/f"{recipe.export_name}{'-merged' if merged else ''}-{name}")   # one folder per version
         _check_out(final, store, name, doc.dlm_id)
         def write(d):
+            bar.update(1); bar.set_postfix_str(f"writing {final.name}{' (merging LoRA into the base)' if merged else ''}")
             facts = recipe.export(src, spec, d, merged)
             if not merged: _complete(src, d)   # never fewer files than the version
             _checkpoint('writing')
@@ -277,9 +281,11 @@ def export(path_or_doc,          # a `.dlm` file or a `Document`
                              'data': {k: {f: v.get(f) for f in ('fingerprint', 'examples')} for k, v in (meta.get('data') or {}).items()}},
                  **facts}
             (d/'README.md').write_text(readme(m), encoding='utf-8')
+            bar.update(1); bar.set_postfix_str('hashing the files')
             m['artifacts'] = artifact_list(d)
             (d/MANIFEST_NAME).write_text(canonical_json(m), encoding='utf-8')
         write_export(final, write)
+        bar.update(1)
         m = read_snapshot_manifest(final)
         store.record_export(final, {'adapter_version': name, 'modality': spec.modality, 'export_target': m['export_target'],
                                     'merged': merged, 'created_at': m['created_at'], 'files': len(m['artifacts']),
@@ -291,31 +297,3 @@ def _created_by(version:str)->dict:
     import peft, torch, transformers
     return {'name': 'audio_lm', 'version': version, 'transformers': transformers.__version__, 'peft': peft.__version__,
             'torch': torch.__version__.split('+')[0]}
-
-# %% ../nbs/09a_export.ipynb #b5420908
-def _cmd_export(args)->int:
-    d = export(args.path, merged=args.merged, out=args.out, adapter=args.adapter, break_lock=args.break_lock)
-    m = read_snapshot_manifest(d)
-    print(f"exported {m['adapter_version']} of {args.path} ({m['base']['name']}, {m['modality']}"
-          f"{', merged' if m['merged'] else ''}) to {d}: {len(m['artifacts'])} files, "
-          f"{_size(sum(a['size_bytes'] for a in m['artifacts']))}; load it as its README.md says")
-    return 0
-
-def _cmd_verify(args)->int:
-    rep = verify(args.dir)
-    for line in rep.problems(): print(line, file=sys.stderr)
-    print(rep.summary(), file=sys.stdout if rep.ok else sys.stderr)
-    return 0 if rep.ok else 1
-
-def add_commands(sub):
-    "The `export` and `verify` commands of `audio-lm`."
-    p = sub.add_parser('export', help="write an adapter version as a folder that transformers + PEFT load, with a sha256 manifest")
-    p.add_argument('path', metavar='PATH', help='the .dlm document')
-    p.add_argument('--merged', action='store_true', help='fold LoRA into the base and save full weights (loads without PEFT)')
-    p.add_argument('--out', metavar='DIR', help='the export folder (default: <store>/exports/<name>)')
-    p.add_argument('--adapter', metavar='vNNNN', help='the version to export (default: the current one)')
-    add_break_lock_arg(p)
-    p.set_defaults(func=_cmd_export)
-    p = sub.add_parser('verify', help="re-hash an export's files against its snapshot_manifest.json")
-    p.add_argument('dir', metavar='DIR', help='an export folder')
-    p.set_defaults(func=_cmd_verify)

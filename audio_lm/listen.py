@@ -17,7 +17,7 @@ from .modality import Modality, ExportError, PromptError, copy_adapter, save_all
 
 # %% auto #0
 __all__ = ['LISTEN_LOAD', 'LISTEN', 'listen_inputs', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_recipe',
-           'recompute_generate', 'answer_version', 'export_listening']
+           'recompute_generate', 'TokenBar', 'progress_bar', 'answer_version', 'export_listening']
 
 # %% ../nbs/08_listen.ipynb #7f526e1d
 def listen_inputs(model, audios, prompt, collator=None)->tuple[dict, bool, ListenCollator]:
@@ -142,17 +142,40 @@ def recompute_generate(model, enc:dict,          # a `ListenCollator(..., for_ge
         am = torch.cat([am, am.new_ones(len(am), 1)], 1)
     return torch.stack(out, 1)
 
+# %% ../nbs/08_listen.ipynb #37daba03
+from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+# %% ../nbs/08_listen.ipynb #6af63234
+class TokenBar(StoppingCriteria):
+    "A `generate` stopping criterion that never stops: it moves the tqdm `bar` one step per generated token."
+    def __init__(self, bar): self.bar = bar
+    def __call__(self, input_ids, scores, **kw):
+        self.bar.update(1)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+def progress_bar(total:int|None, # steps (None: a counter with no end)
+                 desc:str,       # what it is doing
+                 progress:bool|None=None, # None: only when stderr is a terminal; True: always; False: never
+                 **kw)->tqdm:
+    "A tqdm bar on stderr that disappears when done, shown as `progress` says (plain tqdm: a notebook gets no widget)."
+    return tqdm(total=total, desc=desc, leave=False, disable=None if progress is None else not progress, **kw)
+
 # %% ../nbs/08_listen.ipynb #b8efc86d
 def answer_version(folder,               # a version folder written by the listening recipe
                    doc,                  # the `Document` (its system prompt and `training.audio` settings)
                    question:str, audios, # the question and its clips (one placeholder each)
                    max_new_tokens:int=64,
                    cache=None,           # the store's feature cache folder
+                   progress:bool|None=None, # a bar on stderr: loading, then the tokens (None: on a terminal)
                   )->str:
     "The answer of a trained listening version to `question` about `audios`."
-    model = ListeningLM.from_pretrained(folder)
-    coll = ListenCollator.for_model(model, auto_resample=True, cache=cache, system=doc.system_prompt)   # a prompt is not training data: resample
-    return listen(model, [list(audios)], [question], max_new_tokens=max_new_tokens, collator=coll)[0]
+    with progress_bar(max_new_tokens, f'loading {Path(folder).name}', progress, unit='tok') as bar:
+        model = ListeningLM.from_pretrained(folder)
+        coll = ListenCollator.for_model(model, auto_resample=True, cache=cache, system=doc.system_prompt)   # a prompt is not training data: resample
+        bar.set_description('answer')
+        return listen(model, [list(audios)], [question], max_new_tokens=max_new_tokens, collator=coll,
+                      stopping_criteria=StoppingCriteriaList([TokenBar(bar)]))[0]
 
 # %% ../nbs/08_listen.ipynb #61faa628
 def _listening_io(spec):

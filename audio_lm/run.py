@@ -4,25 +4,24 @@
 
 # %% ../nbs/09_run.ipynb #544d4596
 from __future__ import annotations
-import csv, hashlib, json, math, os, shutil, sys, warnings
+import csv, hashlib, json, math, os, shutil, sys
 from dataclasses import asdict
 from pathlib import Path
 import soundfile as sf
 from .audio import AudioLmError, AudioNotFound, Interrupted, atomic_write, file_sha256
 from .bases import BASES, get_base, modality_of, UnknownBase
 from .document import load_document, in_user_terms, override_training, TRAINING_KEYS
-from .store import Store, ingest, commit_version, reject_version, add_break_lock_arg, data_fingerprint
+from .store import Store, ingest, commit_version, reject_version, data_fingerprint
 from .models import Base, check_weights
 from .train import TrainConfig, Recipe, fit, plot_run, CheckpointError, checkpoint_dir, checkpoint_state
 from .modality import Modality, PromptError
-from .listen import LISTEN
-from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError, SpeechCutOff
+from .listen import LISTEN, progress_bar
+from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError
 from .audio_language import AUDIO_LANGUAGE
 
 # %% auto #0
-__all__ = ['RECIPES', 'TRAIN_FLAGS', 'TRAIN_FLAG_HELP', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights',
-           'commit_trained', 'format_summary', 'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document',
-           'prompt_document', 'speaking_version', 'add_commands']
+__all__ = ['RECIPES', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights', 'commit_trained', 'format_summary',
+           'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document', 'prompt_document', 'speaking_version']
 
 # %% ../nbs/09_run.ipynb #09a18265
 RECIPES = {m.name: m for m in (LISTEN, SPEAK, AUDIO_LANGUAGE)}
@@ -36,11 +35,15 @@ def recipe_of(base_name:str)->Modality:
 def load_base(name,        # registry name (or a folder saved by `ListeningLM.save_pretrained(full=True)`)
               dtype=None,  # e.g. torch.bfloat16 on a GPU
               device=None, # where to put the model
+              progress:bool|None=None, # a 'loading' bar on stderr (None: only on a terminal)
              )->Base:
     "Load a base by registry name through its recipe: offline bases from `$AUDIO_LM_HOME/bases`, others from the hub."
-    if isinstance(name, (str, Path)) and str(name) not in BASES and Path(name).is_dir():
-        return LISTEN.load(name, dtype=dtype, device=device)    # a saved listening model is itself a base
-    return recipe_of(get_base(name).name).load(get_base(name), dtype=dtype, device=device)
+    saved = isinstance(name, (str, Path)) and str(name) not in BASES and Path(name).is_dir()   # a saved listening model is itself a base
+    spec = None if saved else get_base(name)   # an unknown name fails here, before any bar
+    with progress_bar(1, f'loading {name}', progress, unit='base') as bar:
+        base = LISTEN.load(name, dtype=dtype, device=device) if saved else recipe_of(spec.name).load(spec, dtype=dtype, device=device)
+        bar.update(1)
+    return base
 
 # %% ../nbs/09_run.ipynb #05c7b704
 def _split_marks(paths)->dict:
@@ -101,17 +104,6 @@ def format_summary(s:dict)->str:
 class RunExists(AudioLmError):
     "An interrupted run exists and the user did not say whether to resume it."
 
-TRAIN_FLAGS = {'learning_rate': '--learning-rate', 'micro_batch_size': '--batch-size', 'grad_accum': '--grad-accum',
-               'num_epochs': '--epochs', 'policy': '--policy', 'ctc_weight': '--ctc-weight', 'eval_every': '--eval-every',
-               'warmup_steps': '--warmup-steps'}   # `training:` key -> `audio-lm train` flag
-TRAIN_FLAG_HELP = {'learning_rate': (float, 'peak learning rate'), 'micro_batch_size': (int, 'examples per forward pass'),
-                   'grad_accum': (int, 'forward passes per optimizer step'), 'num_epochs': (int, 'passes over the examples'),
-                   'policy': (str, 'listening bases: what trains (projector, projector+lora, projector+lora+encoder, '
-                                   'projector+encoder, all)'),
-                   'ctc_weight': (float, "listening bases: weight of the encoder's CTC loss (0: off)"),
-                   'eval_every': (int, 'evaluate on held-out clips every N steps (0: only at the end)'),
-                   'warmup_steps': (int, 'linear warmup steps')}
-
 class BadRunArgument(AudioLmError, ValueError):
     "A command-line value the run cannot use (no steps, a negative seed, ...)."
 
@@ -159,6 +151,7 @@ def train_document(path,                      # a `.dlm` document
                    break_lock:bool=False,     # take over the lock of a writer that is gone
                    progress:bool=True,
                    policy:str|None=None,      # listening bases: what trains (overrides training.policy)
+                   flags:dict|None=None,      # `training:` key -> how the caller names it in errors (the command: its flags)
                    **overrides,               # `training:` keys (learning_rate, micro_batch_size, grad_accum, num_epochs,
                                               # ctc_weight, eval_every, warmup_steps, ...) override the document's;
                                               # other `TrainConfig` fields (ckpt_every, eval_max) set the loop
@@ -169,7 +162,7 @@ def train_document(path,                      # a `.dlm` document
     settings['policy'] = policy
     _check_run_args(max_steps, seed, **overrides)
     doc = load_document(path)
-    doc.training = override_training(doc.training, doc.base_model, TRAIN_FLAGS, **settings)   # a bad flag first, before any file
+    doc.training = override_training(doc.training, doc.base_model, flags, **settings)   # a bad flag first, before any file
     doc_sha = file_sha256(path); resolved = doc.resolve()
     given = {k: v for k, v in {**settings, **overrides, 'max_steps': max_steps, 'seed': seed}.items() if v is not None}
     store = Store.for_document(doc)
@@ -192,7 +185,7 @@ def train_document(path,                      # a `.dlm` document
         recipe_kind = recipe_of(doc.base_model)
         cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
         try:
-            set_seed(cfg.seed); base = recipe_kind.load(doc.base_model)   # seeded before any module is built: LoRA layers,
+            set_seed(cfg.seed); base = load_base(doc.base_model, progress=None if progress else False)   # seeded before any module is built: LoRA layers,
             set_seed(cfg.seed); recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir)   # what trains: training.policy
             fp = run_fingerprint(doc, cfg, doc.training.policy, train_ex, eval_ex)     # a projector, a head start the same in every run
             res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress, fingerprint=fp)
@@ -231,7 +224,9 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
                     question:str,        # what to ask
                     audios=(),           # clip paths, one placeholder each
                     adapter:str|None=None, # a version name like 'v0002' (default: the current one)
-                    max_new_tokens:int=64)->str:
+                    max_new_tokens:int=64,
+                    progress:bool|None=None, # bars on stderr while it loads and answers (None: only on a terminal)
+                   )->str:
     "Answer `question` about `audios` with the document's trained adapter (its files checked against their sha256s first)."
     doc = load_document(path)
     recipe = recipe_of(doc.base_model)
@@ -253,7 +248,8 @@ def prompt_document(path,                # a `.dlm` document with a trained vers
     version = adapter or store.current()
     if version is None: raise PromptError(f"no trained version of {path} yet; run audio-lm train {path} first.")
     if other: print(f"audio-lm: resampling {', '.join(other)} to the {sr} Hz base '{doc.base_model}' hears", file=sys.stderr)
-    return recipe.answer(store.check_version(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir)
+    return recipe.answer(store.check_version(version), doc, question, audios, max_new_tokens=max_new_tokens, cache=store.cache_dir,
+                         progress=progress)
 
 # %% ../nbs/09_run.ipynb #685b7aa4
 def speaking_version(path,
@@ -279,64 +275,3 @@ def _check_speech_out(text:str, out)->None:
     if ext.upper() not in sf.available_formats():
         raise SpeakError(f"--out {out}: audio-lm cannot write {'.' + ext if ext else 'a file without an extension'}; "
                          f"name it {out.with_suffix('.wav')} (or .flac, .ogg, .mp3).")
-
-def _cmd_speak(args)->int:
-    _check_speech_out(args.text, args.out)
-    folder = speaking_version(args.path, args.adapter)
-    with warnings.catch_warnings(record=True) as said:   # a limit that cut the speech: one line on stderr, not a traceback
-        warnings.simplefilter('always')
-        wav, sr, speaker = recipe_of(load_document(args.path).base_model).says(
-            folder, args.text, args.speaker, args.max_new_tokens, args.seed, what=f"{args.path} ({folder.name})")
-    for w in said:
-        if issubclass(w.category, SpeechCutOff): print(f"audio-lm: warning: {w.message}", file=sys.stderr)
-    from audio_lm.codec import save_speech
-    save_speech(args.out, wav, sr)
-    print(f"wrote {args.out}: {len(wav)/sr:.2f} s at {sr} Hz ({folder.name}" + (f", speaker {speaker}" if speaker else '') + ")")
-    return 0
-
-# %% ../nbs/09_run.ipynb #a354f25a
-def _cmd_train(args)->int:
-    if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
-    s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,
-                       break_lock=args.break_lock, ckpt_every=args.ckpt_every,
-                       **{k: getattr(args, k) for k in TRAIN_FLAGS})
-    print(format_summary(s))
-    return 0
-
-def _cmd_prompt(args)->int:
-    print(prompt_document(args.path, args.question, args.audio or (), args.adapter, args.max_new_tokens))
-    return 0
-
-def add_commands(sub):
-    "The `train`, `prompt` and `speak` commands."
-    p = sub.add_parser('train', help="train the document's base and commit the adapter as the next version")
-    p.add_argument('path', metavar='PATH', help='the .dlm document')
-    p.add_argument('--max-steps', type=int, help='optimizer steps, at least 1 (overrides training.max_steps)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--resume', action='store_true', help='continue an interrupted run from its last checkpoint')
-    g.add_argument('--fresh', action='store_true', help='discard an interrupted run and start over')
-    p.add_argument('--seed', type=int, help='overrides training.seed')
-    for k, flag in TRAIN_FLAGS.items():
-        kind, what = TRAIN_FLAG_HELP[k]
-        p.add_argument(*([flag, '--lr'] if k == 'learning_rate' else [flag]), dest=k, type=kind, metavar=k.split('_')[-1].upper(),
-                       help=f'{what} (overrides training.{k})')
-    p.add_argument('--ckpt-every', type=int, help='write a resumable checkpoint every N steps')
-    add_break_lock_arg(p)
-    p.set_defaults(func=_cmd_train)
-    p = sub.add_parser('prompt', help="ask the document's trained model about audio clips")
-    p.add_argument('path', metavar='PATH', help='the .dlm document')
-    p.add_argument('question', metavar='QUESTION', help='what to ask, e.g. "Transcribe the audio."')
-    p.add_argument('--audio', action='append', metavar='CLIP', help='an audio clip (repeat for several)')
-    p.add_argument('--adapter', metavar='vNNNN', help='a version other than the current one')
-    p.add_argument('--max-new-tokens', type=int, default=64)
-    p.set_defaults(func=_cmd_prompt)
-    p = sub.add_parser('speak', help="say a text with the document's current speaking adapter and write a WAV")
-    p.add_argument('path', metavar='PATH', help='the .dlm document (base_model: a speaking base)')
-    p.add_argument('text', help='what to say')
-    p.add_argument('--out', required=True, help='the audio file to write (24 kHz; .wav, .flac, .ogg or .mp3)')
-    p.add_argument('--speaker', help='voice name, for models trained on several speakers')
-    p.add_argument('--adapter', metavar='vNNNN', help='a version other than the current one')
-    p.add_argument('--max-new-tokens', type=int, help='most speech tokens to generate (~82 a second; default: sized from the '
-                   'text, 1 s a word + 1 s, at most 60 s)')
-    p.add_argument('--seed', type=int, help='sampling seed, for a repeatable result')
-    p.set_defaults(func=_cmd_speak)

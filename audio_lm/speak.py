@@ -334,7 +334,7 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
                     temperature:float=0.6, top_p:float=0.95, repetition_penalty:float=1.1,
                     seed:int|None=None,      # seed for sampling (None: the global random state)
                     constrain:bool=True,     # only allow decodable speech ids (`SpeechLogitsProcessor`)
-                    progress:bool=False,     # a token progress bar on stderr (shown on a terminal only)
+                    progress:bool|None=False, # a token progress bar on stderr (None: on a terminal; True: always)
                    )->np.ndarray:            # the generated ids (speech tokens, then the end token if one came)
     "Generate the speech tokens that follow the speech prompt for `text`."
     spec = spec or find_speech_tokens(tokenizer)
@@ -358,9 +358,9 @@ def generate_speech(model,                   # a speaking causal LM (a PeftModel
             SpeechLogitsProcessor(spec, len(prompt), temperature=t, top_p=p, repetition_penalty=repetition_penalty)]))
     else:
         kw.update(repetition_penalty=repetition_penalty, **(dict(temperature=temperature, top_p=top_p) if do_sample else {}))
-    from tqdm.auto import tqdm
+    from tqdm import tqdm   # on stderr, also in a notebook
     from transformers import StoppingCriteria, StoppingCriteriaList
-    bar = tqdm(total=max_new_tokens, desc='speak', unit='tok', leave=False, disable=None if progress else True)
+    bar = tqdm(total=max_new_tokens, desc='speak', unit='tok', leave=False, disable=None if progress is None else not progress)
     class _Tick(StoppingCriteria):   # called once per generated token: moves the bar, never stops generation
         def __call__(self, input_ids, scores, **kw): bar.update(1); return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     kw['stopping_criteria'] = StoppingCriteriaList([_Tick()])
@@ -446,6 +446,7 @@ def say(folder,                    # a version folder written by the speaking re
         max_new_tokens:int|None=None, # most speech tokens (7 per codec frame, ~82 a second; None: `speech_token_budget(text)`)
         seed:int|None=None,        # sampling seed
         what:str|None=None,        # how messages name the version
+        progress:bool|None=None,   # bars on stderr: loading, then the tokens (None: on a terminal; True: always)
        )->tuple:                   # (waveform, sample rate, speaker used)
     "Speak `text` with the trained speaking version in `folder` (a `SpeechCutOff` warning when the limit cut it)."
     info = read_speech_info(folder)
@@ -453,8 +454,11 @@ def say(folder,                    # a version folder written by the speaking re
     if max_new_tokens is None: max_new_tokens = speech_token_budget(text)
     if max_new_tokens < FRAME_TOKENS:
         raise SpeakError(f"--max-new-tokens {max_new_tokens} is less than one speech frame; use at least {FRAME_TOKENS}.")
-    model, tok, codec, spec = load_speaker(folder)
-    ids = generate_speech(model, tok, text, spec, speaker, max_new_tokens, seed=seed, progress=True)
+    from tqdm import tqdm   # on stderr, also in a notebook
+    with tqdm(total=1, desc=f'loading {Path(folder).name}', unit='model', leave=False,
+              disable=None if progress is None else not progress) as bar:
+        model, tok, codec, spec = load_speaker(folder); bar.update(1)
+    ids = generate_speech(model, tok, text, spec, speaker, max_new_tokens, seed=seed, progress=progress)
     if len(ids) >= max_new_tokens and not (len(ids) and int(ids[-1]) in (spec.end_of_speech, spec.end_of_ai)):
         warnings.warn(SpeechCutOff(f"speech stopped at --max-new-tokens {max_new_tokens} ({max_new_tokens / SPEECH_TOKENS_PER_S:.1f} s "
                                    f"of audio at ~{SPEECH_TOKENS_PER_S:.0f} tokens a second) before the model ended it; the text may "

@@ -93,3 +93,48 @@ def test_listening_flags_on_a_speaking_document_are_refused_first(tmp_path):
     assert run_cli('init', tmp_path/'s.dlm', '--speak', '--base', 'tiny-speaker').returncode == 0
     msg = one_line_error(run_cli('train', tmp_path/'s.dlm', '--policy', 'all'))   # before its missing example clip
     assert msg.startswith("--policy applies to listening bases; base 'tiny-speaker' is a speak base"), msg
+
+def test_bases_lists_every_base_and_where_its_weights_come_from(run):
+    from audio_lm.bases import BASES
+    r = run('bases', '--json')
+    assert r.returncode == 0, r.stderr
+    rows = {b['name']: b for b in json.loads(r.stdout)}
+    assert set(rows) == set(BASES)
+    assert rows['tiny-listener']['modality'] == 'listen' and rows['tiny-listener']['weights'].startswith('offline')
+    assert rows['qwen2-audio-7b-instruct']['weights'].startswith('download: hf download Qwen/')   # the installed hub's own CLI
+    text = run('bases').stdout
+    assert all(name in text for name in BASES)
+
+def test_show_lists_every_clip_at_another_rate_than_the_speaking_base(tmp_path, corpus, run):
+    "16 kHz clips in a document for a 24 kHz speaking base: `show` names each file before anything trains, and train refuses the first."
+    (tmp_path/'corpus').mkdir()
+    for w in sorted(corpus.glob('*.wav'))[:3]:
+        for f in (w, w.with_suffix('.txt')): (tmp_path/'corpus'/f.name).write_bytes(f.read_bytes())
+    doc = tmp_path/'s.dlm'
+    doc.write_text('---\ndlm_id: 01JZ8Q000000000000000RATE1\ndlm_version: 11\nbase_model: tiny-speaker\ntraining:\n'
+                   '  sources:\n    - path: ./corpus\n      include: ["**/*.wav"]\n---\n')
+    r = run('show', doc, '--json')
+    assert r.returncode == 0, r.stderr
+    probs = json.loads(r.stdout)['problems']
+    names = sorted(p.name for p in (tmp_path/'corpus').glob('*.wav'))
+    assert [p.split(':')[0] for p in probs] == [f"audio './corpus/{n}'" for n in names], probs
+    assert all('native sample_rate=16000 Hz does not match pinned 24000 Hz' in p for p in probs), probs
+    assert 'problems  3' in run('show', doc).stdout
+    r = run('train', doc)
+    assert r.returncode == 2 and r.stderr.startswith(f"audio-lm: error: {probs[0]}"), r.stderr
+
+def test_show_names_missing_clips_and_counts_empty_transcripts_before_train_hits_them(tmp_path, corpus, run):
+    "A fence whose clip is gone and a source clip whose transcript is empty: `show` names both; train refuses the missing one."
+    (tmp_path/'corpus').mkdir()
+    for w in sorted(corpus.glob('*.wav'))[:2]:
+        for f in (w, w.with_suffix('.txt')): (tmp_path/'corpus'/f.name).write_bytes(f.read_bytes())
+    (tmp_path/'corpus'/w.with_suffix('.txt').name).write_text('  \n')   # the second clip's transcript is empty
+    doc = tmp_path/'d.dlm'
+    doc.write_text('---\ndlm_id: 01JZ8Q000000000000000MSNG1\ndlm_version: 11\nbase_model: tiny-listener\ntraining:\n'
+                   '  sources:\n    - path: ./corpus\n      include: ["**/*.wav"]\n---\n::audio path="clips/gone.wav" transcript="hello"::\n')
+    info = json.loads(run('show', doc, '--json').stdout)
+    assert info['clips_missing'] == ['clips/gone.wav'] and info['source_directives'][0]['skipped_audio_empty_transcript'] == 1
+    text = run('show', doc).stdout
+    assert 'missing: clips/gone.wav' in text and 'skipped empty_transcript 1' in text, text
+    msg = one_line_error(run('train', doc))
+    assert 'clips/gone.wav' in msg, msg

@@ -132,3 +132,13 @@ def test_speak_adapter_picks_a_version(cli, project, trained):
     assert r.returncode == 0 and '(v0001' in r.stdout, r.stderr[-2000:]
     msg = one_line_error(cli('speak', docs['voice'], 'four', '--out', d/'v9.wav', '--adapter', 'v0009', env=env))
     assert 'v0009' in msg and not (d/'v9.wav').exists(), msg
+
+def test_speak_progress_bar_on_request_only(run, project, trained):
+    "Loading, then one tick per speech token, on stderr with --progress; nothing by default where stderr is no terminal."
+    d, docs, env = project
+    on = run('speak', docs['voice'], 'four', '--out', d/'bar.wav', '--max-new-tokens', '21', '--seed', '0', '--progress')
+    assert on.returncode == 0 and 'loading v0001' in on.stderr and 'speak' in on.stderr and 'tok' in on.stderr, on.stderr
+    off = run('speak', docs['voice'], 'four', '--out', d/'quiet.wav', '--max-new-tokens', '21', '--seed', '0')
+    assert off.returncode == 0 and [l for l in off.stderr.splitlines() if not l.startswith('audio-lm: warning: ')] == [], off.stderr
+    assert 'loading v0001' not in off.stderr and 'tok/s' not in off.stderr
+    assert (d/'bar.wav').read_bytes() == (d/'quiet.wav').read_bytes()   # same seed: the bar changes nothing said
