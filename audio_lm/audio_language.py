@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_audio_language.ipynb #2e7591f8
 from __future__ import annotations
-import json, re
+import json, re, types
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from .audio import AudioLmError
 from .collate import Qwen2AudioCollator, Qwen2AudioExample, as_qwen2_audio_example
 from .document import TrainingConfig
 from .bases import BASES, BaseSpec
-from .models import load_audio_language, quiet_transformers, from_hub, weights_at
+from .models import answer_only_loss, load_audio_language, quiet_transformers, from_hub, weights_at
 from .train import Recipe
 from .encoder_cache import cache_if_frozen
 from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
@@ -20,7 +20,7 @@ from .modality import Modality, ExportError, copy_adapter, save_all, load_weight
 # %% auto #0
 __all__ = ['QLORA_NEEDS_CUDA', 'ADAPTER_META', 'AUDIO_LANGUAGE', 'QLoraNeedsCuda', 'AdapterError', 'lora_target_regex',
            'lora_modules', 'with_lora', 'load_4bit', 'save_adapter', 'load_trained', 'answers', 'ask',
-           'audio_language_recipe', 'answer_version', 'export_audio_language']
+           'answer_only_head', 'audio_language_recipe', 'answer_version', 'export_audio_language']
 
 # %% ../nbs/08b_audio_language.ipynb #d5831a02
 class QLoraNeedsCuda(AudioLmError, RuntimeError):
@@ -183,11 +183,39 @@ def ask(model, processor,           # from `load_trained` (or a base's model and
     if seed is not None: torch.manual_seed(seed)
     return answers(model, coll, [Qwen2AudioExample(clips, question, None)], max_new_tokens, 1, do_sample, **generate_kwargs)[0]
 
+# %% ../nbs/08b_audio_language.ipynb #87fe60ac
+def _answer_only_forward(self, input_ids=None, input_features=None, attention_mask=None, feature_attention_mask=None,
+                         labels=None, **kwargs):   # named as Qwen2-Audio's: `generate` checks its inputs against them
+    "Qwen2-Audio's `forward`; with labels and no cache, the head and loss only at the trained positions (`.answer_logits`)."
+    kwargs.update(input_ids=input_ids, input_features=input_features, attention_mask=attention_mask,
+                  feature_attention_mask=feature_attention_mask, labels=labels)
+    if (labels is None or kwargs.get('use_cache') or kwargs.get('return_dict') is False
+        or kwargs.get('cache') is not None or kwargs.get('past_key_values') is not None):
+        return self._dense_forward[0](**kwargs)
+    out = self.model(**{**kwargs, 'use_cache': False})
+    return answer_only_loss(out.last_hidden_state, self.lm_head, out.labels if out.labels is not None else labels,
+                            out.attention_mask)
+
+def answer_only_head(model:torch.nn.Module, # a `Qwen2AudioForConditionalGeneration` (the one inside PEFT's wrapper)
+                     enabled:bool=True,    # False: the original `forward` again
+                    )->torch.nn.Module:    # `model`
+    "Compute Qwen2-Audio's head and loss only at the trained positions when labels are given (as `ListeningLM` does)."
+    saved = model.__dict__.pop('_dense_forward', None)
+    if saved is not None:                  # undo an earlier hook first
+        plain, own = saved
+        if own: model.forward = plain
+        else: del model.__dict__['forward']
+    if enabled:
+        model._dense_forward = (model.forward, 'forward' in model.__dict__)   # own: a hook (accelerate's) already replaced it
+        model.forward = types.MethodType(_answer_only_forward, model)
+    return model
+
 # %% ../nbs/08b_audio_language.ipynb #1fa889a3
 def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_audio_language`)
                           doc=None,   # the `Document` (its `training` settings and `system_prompt`)
                           cache=None, # the store's cache folder (default `$AUDIO_LM_HOME/cache`)
                           encoder_cache:bool=True, # keep the frozen audio tower's outputs in the cache folder (chapter 05a)
+                          answer_only:bool=True,   # with labels, the head and loss only at the trained positions (`answer_only_head`)
                          )->Recipe:
     "The audio-language recipe: LoRA (or QLoRA) on the language model (+ the base's `modules_to_save` in full), the processor's collator, WER by greedy answers."
     t = doc.training if doc is not None else TrainingConfig()
@@ -200,6 +228,7 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
                                     system=doc.system_prompt if doc is not None else None)
     tower = base.model.model.audio_tower   # the same module inside PEFT's wrapper; LoRA on it would unfreeze it (then no cache)
     cache_if_frozen(coll.cache.root if coll.cache is not None else None, tower, encoder_cache)
+    answer_only_head(base.model, answer_only)   # bound to the instance: adapter files and generate are untouched
     return Recipe('audio-language', model, collate=coll, length=coll.length,
                   transcribe=lambda m, exs: answers(m, coll, exs),
                   reference=lambda e: as_qwen2_audio_example(e).answer,

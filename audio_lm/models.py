@@ -28,12 +28,12 @@ from .whisper import whisper_tiny_en_path
 # %% auto #0
 __all__ = ['POLICIES', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError', 'AudioTokenMismatch',
            'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder', 'SwiGLU',
-           'AudioProjector', 'ListeningLM', 'ListeningOutput', 'ctc_targets', 'trainable_report', 'format_report',
-           'Base', 'smollm2_gguf', 'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio',
-           'build_tiny_speaker', 'smollm2_llm', 'build_smollm2_listener', 'build_whisper_listener',
-           'build_small_qwen2_audio', 'from_hub', 'base_path', 'weights_at', 'load_listening', 'listeningfrom_hub',
-           'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot', 'param_group',
-           'update_ratios']
+           'AudioProjector', 'ListeningLM', 'ListeningOutput', 'answer_only_loss', 'ctc_targets', 'trainable_report',
+           'format_report', 'Base', 'smollm2_gguf', 'smollm2_tokenizer', 'build_tiny_listener',
+           'build_tiny_qwen2_audio', 'build_tiny_speaker', 'smollm2_llm', 'build_smollm2_listener',
+           'build_whisper_listener', 'build_small_qwen2_audio', 'from_hub', 'base_path', 'weights_at', 'load_listening',
+           'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot',
+           'param_group', 'update_ratios']
 
 # %% ../nbs/05_models.ipynb #2fca45b5
 class PolicyError(ModelError):
@@ -260,8 +260,18 @@ def _answer_only_loss(llm, emb, attention_mask, labels, **kwargs):
     base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm   # PEFT's LoRA layers live inside it
     kwargs.pop('num_items_in_batch', None)
     h = base.get_decoder()(inputs_embeds=emb, attention_mask=attention_mask, **kwargs).last_hidden_state
-    target = labels[:, 1:]; keep = target != -100
-    logits = base.get_output_embeddings()(h[:, :-1][keep]).float()
+    return answer_only_loss(h, base.get_output_embeddings(), labels)
+
+# %% ../nbs/05_models.ipynb #4a087f52
+def answer_only_loss(hidden:torch.Tensor,     # `(batch, seq, d)` the LLM's last hidden states
+                     head:nn.Module,          # the output embedding (`lm_head`): `d` -> vocab
+                     labels:torch.Tensor,     # `(batch, seq)`, -100 where no loss
+                     attention_mask:torch.Tensor|None=None, # `(batch, seq)`: where given, masked next tokens carry no loss
+                    )->ListeningOutput:       # `.loss` (mean over trained tokens), `.logits` None, `.answer_logits` `(trained, vocab)`
+    "Mean next-token cross-entropy computing the head only at the trained positions; shared by `ListeningLM` and Qwen2-Audio."
+    target = labels[:, 1:].to(hidden.device); keep = target != -100
+    if attention_mask is not None: keep = keep & (attention_mask[:, 1:].to(hidden.device) != 0)
+    logits = head(hidden[:, :-1][keep]).float()
     loss = F.cross_entropy(logits, target[keep]) if keep.any() else logits.sum() * 0
     return ListeningOutput(loss=loss, logits=None, answer_logits=logits)
 
