@@ -3,12 +3,15 @@
 A document with an inline clip + an instruction about it, a prose section and a source folder of transcribed
 clips trains through `audio-lm train --max-steps 5` (a real subprocess), commits v0001, loads back as a plain
 PEFT adapter, and answers a question about two clips. Plus: the loss never reads the audio placeholders, and
-QLoRA is refused on a machine without CUDA.
+QLoRA is refused on a machine without CUDA. The recipe's answer-only head (issue 18) gives transformers' loss and
+gradients on the tiny and the small real Qwen2-Audio, and leaves generation alone.
 """
 import json, shutil, warnings
 from pathlib import Path
 import pytest
 import torch
+
+REAL_BASES = Path('~/.audio_lm/bases').expanduser()   # conftest moves AUDIO_LM_HOME, not the home folder
 
 QLORA_MSG = "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); set training.adapter: lora to train on CPU."
 
@@ -154,3 +157,37 @@ def test_qlora_trains_on_cuda(trained, monkeypatch):
     assert json.loads((Path(s['version_path'])/'audio_language.json').read_text())['adapter'] == 'qlora'
     model, processor = load_trained(s['version_path'])
     assert isinstance(ask(model, processor, [clips[1].path, clips[2].path], 'Same words?', max_new_tokens=4), str)
+
+@pytest.mark.parametrize('name', ['tiny-qwen2-audio', 'qwen2-audio-tiny.en+smollm2'])
+def test_answer_only_head_same_loss_and_grads(name, tmp_path):
+    "The head on the trained positions only: transformers' loss and the same gradients of what trains; generate unchanged."
+    import os
+    from audio_lm.models import load_audio_language
+    from audio_lm.audio_language import audio_language_recipe, answer_only_head
+    from audio_lm.collate import Qwen2AudioExample
+    from audio_lm.corpus import synth_corpus
+    home = Path(os.environ['AUDIO_LM_HOME'])/'bases'; home.mkdir(parents=True)
+    if (REAL_BASES/name/'DONE').is_file(): (home/name).symlink_to(REAL_BASES/name)   # the built real base, read only
+    clips = synth_corpus(tmp_path/'c', n=4, kind='digits', seed=0, progress=False)
+    r = audio_language_recipe(load_audio_language(name), cache=tmp_path/'cache')
+    inner = r.model.base_model.model
+    assert '_dense_forward' in inner.__dict__                         # on by default
+    with torch.no_grad():
+        for n, p in r.model.named_parameters():
+            if 'lora_B' in n: p.normal_(0, 0.02)                      # B = 0 would hide the adapters
+    b = r.collate([*clips[:3], Qwen2AudioExample([], 'What is seven plus one?', 'Eight.')])
+    assert (b['attention_mask'] == 0).any() and (b['labels'][b['attention_mask'] == 0] == -100).all()   # padding: never trained
+    r.model.eval()
+    def step():
+        r.model.zero_grad(); out = r.model(**b); out.loss.backward()
+        return out, {n: p.grad.clone() for n, p in r.model.named_parameters() if p.requires_grad}
+    sparse, g_sparse = step()
+    said = r.transcribe(r.model, clips[3:])
+    answer_only_head(inner, False)
+    dense, g_dense = step()
+    assert sparse.logits is None and dense.logits.shape[:2] == b['input_ids'].shape
+    assert sparse.answer_logits.shape[0] == int((b['labels'][:, 1:] != -100).sum()) < b['labels'][:, 1:].numel() // 4
+    assert abs(sparse.loss.item() - dense.loss.item()) <= 1e-5, (sparse.loss.item(), dense.loss.item())
+    assert g_sparse.keys() == g_dense.keys() and len(g_sparse) >= 16
+    for n in g_sparse: assert torch.allclose(g_sparse[n], g_dense[n], atol=1e-5, rtol=1e-4), n
+    assert r.transcribe(r.model, clips[3:]) == said                  # generation never took the answer-only path
