@@ -14,6 +14,7 @@ from .document import TrainingConfig
 from .bases import BASES, BaseSpec
 from .models import load_audio_language, quiet_transformers, from_hub, weights_at
 from .train import Recipe
+from .encoder_cache import cache_if_frozen
 from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
 
 # %% auto #0
@@ -186,6 +187,7 @@ def ask(model, processor,           # from `load_trained` (or a base's model and
 def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_audio_language`)
                           doc=None,   # the `Document` (its `training` settings and `system_prompt`)
                           cache=None, # the store's cache folder (default `$AUDIO_LM_HOME/cache`)
+                          encoder_cache:bool=True, # keep the frozen audio tower's outputs in the cache folder (chapter 05a)
                          )->Recipe:
     "The audio-language recipe: LoRA (or QLoRA) on the language model (+ the base's `modules_to_save` in full), the processor's collator, WER by greedy answers."
     t = doc.training if doc is not None else TrainingConfig()
@@ -196,6 +198,8 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
     model = with_lora(base.model, targets, t.lora_r, t.lora_alpha, t.lora_dropout, t.seed, base.spec.modules_to_save)
     coll = Qwen2AudioCollator.for_base(base, cache=cache, auto_resample=t.audio.auto_resample, max_length=t.sequence_len,
                                     system=doc.system_prompt if doc is not None else None)
+    tower = base.model.model.audio_tower   # the same module inside PEFT's wrapper; LoRA on it would unfreeze it (then no cache)
+    cache_if_frozen(coll.cache.root if coll.cache is not None else None, tower, encoder_cache)
     return Recipe('audio-language', model, collate=coll, length=coll.length,
                   transcribe=lambda m, exs: answers(m, coll, exs),
                   reference=lambda e: as_qwen2_audio_example(e).answer,

@@ -12,6 +12,7 @@ from .audio import AudioLmError
 from .collate import ListenCollator, ListenExample, as_example
 from .models import ListeningLM, load_listening, quiet_transformers, base_path
 from .train import Recipe
+from .encoder_cache import cache_if_frozen
 from .modality import Modality, ExportError, PromptError, copy_adapter, save_all, load_weights
 
 # %% auto #0
@@ -93,6 +94,7 @@ def _ctc_texts(e)->list:
 def listen_recipe(base, doc=None, cache=None,
                   policy:str|None=None,   # what trains (default: training.policy, else projector, + LoRA when the document asks)
                   ctc:float|None=None,    # auxiliary CTC weight (default: training.ctc_weight, else 0.5 with policy 'all')
+                  encoder_cache:bool=True, # keep a frozen encoder's outputs in the cache folder (chapter 05a)
                  )->Recipe:
     "The listening recipe for a loaded listening `base`."
     t = doc.training if doc is not None else None
@@ -106,6 +108,7 @@ def listen_recipe(base, doc=None, cache=None,
     if ctc: model.add_ctc(ctc)
     coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
                                     system=doc.system_prompt if doc is not None else None)
+    cache_if_frozen(coll.cache.root, model.encoder, encoder_cache)   # the encoder runs once per clip, not once per epoch
     as_listen = lambda e: e if isinstance(e, ListenExample) else listen_example(e)
     def collate(exs):
         b = coll([as_listen(e) for e in exs])
