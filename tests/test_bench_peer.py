@@ -17,8 +17,9 @@ def test_quick_peer_benchmark(recipe, tmp_path):
     # a fair comparison: the same number of optimizer steps over the same parameters
     assert o['steps'] == p['steps'] == 4 == len(o['losses']) == len(p['losses'])
     assert o['trainable_params'] == p['trainable_params'] > 0
-    # the peer is the LLaMA-Factory pipeline: every clip padded to 30 s, the encoder run at every step
-    assert p['encoder_frames'] == [3000, 3000] and p['encoder_calls'] == p['steps']
+    # the peer is the LLaMA-Factory pipeline: every clip padded to 30 s, the encoder run on every clip at every step
+    assert p['encoder_frames'] == [3000, 3000] and p['encoder_runs'] == p['steps'] and p['encoder_clips'] == 4 * 4
+    assert o['encoder_clips'] == r['train_clips']   # ours: the frozen encoder runs once per clip (the encoder cache)
     if recipe == 'listen': assert o['encoder_frames'][1] < 3000   # ours: each batch at its longest clip
     for side in (o, p):
         assert all(finite(x) for x in side['losses'] + side['epoch_s'])
