@@ -22,11 +22,12 @@ def test_quick_peer_benchmark(recipe, tmp_path):
     assert o['encoder_clips'] == r['train_clips']   # ours: the frozen encoder runs once per clip (the encoder cache)
     if recipe == 'listen': assert o['encoder_frames'][1] < 3000   # ours: each batch at its longest clip
     for side in (o, p):
-        assert all(finite(x) for x in side['losses'] + side['epoch_s'])
-        assert all(finite(side[k]) and side[k] > 0 for k in ('samples_per_s', 'peak_rss_mb', 'final_loss', 'eval_loss',
-                                                            'step_s_epoch1', 'step_s_epoch2'))
-        assert len(side['epoch_s']) == 2 and side['threads'] == 1
-    for k in ('samples_per_s_ratio', 'rss_ratio', 'epoch2_over_epoch1', 'final_loss_diff', 'final_loss_noise', 'eval_loss_diff'):
+        assert all(finite(x) for x in side['losses'] + side['epoch_s'] + side['epoch_cpu_s'])
+        assert all(finite(side[k]) and side[k] > 0 for k in ('samples_per_s', 'samples_per_cpu_s', 'peak_rss_mb', 'final_loss',
+                                                            'eval_loss', 'step_s_epoch1', 'step_s_epoch2', 'step_cpu_s_epoch2'))
+        assert len(side['epoch_s']) == len(side['epoch_cpu_s']) == 2 and side['threads'] == 1
+    for k in ('samples_per_s_ratio', 'samples_per_cpu_s_ratio', 'rss_ratio', 'epoch2_over_epoch1', 'epoch2_over_epoch1_cpu',
+              'final_loss_diff', 'final_loss_noise', 'eval_loss_diff'):
         assert finite(r[k]), k
     assert abs(r['samples_per_s_ratio'] - o['samples_per_s'] / p['samples_per_s']) < 0.01 * r['samples_per_s_ratio']
     # the same model from the same start learns the same: the first step's loss is the same up to the batch drawn
