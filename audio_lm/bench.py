@@ -570,7 +570,7 @@ def _peer_side(spec:dict)->dict:
             fe = getattr(b.processor, 'feature_extractor', None) or b.feature_extractor
             times, losses, steps = _trainer_fit(model, lambda e: pad_features(recipe.collate(e), fe.nb_max_frames), train, cfg, d)
     hook.remove()
-    ev = evaluate(recipe, held, cfg)['eval_loss'] if held else float('nan')
+    ev = evaluate(recipe, held, cfg)['eval_loss']
     last, out = losses[-spe:], {'side': spec['side'], 'steps': steps, 'trainable_params': trainable, 'load_s': round(load_s, 2)}
     for k, col in (('', 0), ('_cpu', 1)):   # wall-clock seconds, and the CPU seconds of this process (robust to a busy machine)
         ep = _epoch_seconds([t[col] for t in times], spe)
@@ -606,6 +606,7 @@ def bench_peer(recipe:str='listen',      # a recipe of `PEER_BASES`: 'listen' or
     train, held = _digits_examples(n, work/'corpus', seed=seed)
     train = train[:len(train) // micro_batch_size * micro_batch_size]   # whole batches: both sides see every clip every epoch
     if not train: raise ValueError(f"{n} clips leave no full batch of {micro_batch_size} training clips; raise n.")
+    if not held or n_eval < 1: raise ValueError(f"{n} clips with n_eval={n_eval} leave no held-out clip to compare learning on; raise n or n_eval.")
     spec = dict(base=base, policy=policy, batch=micro_batch_size, epochs=epochs, lr=lr, seed=seed, threads=threads,
                 train=[e.clips[0].to_dict() for e in train], held=[e.clips[0].to_dict() for e in held[:n_eval]])
     code = 'import json, sys\nfrom audio_lm.bench import _peer_side\nprint(json.dumps(_peer_side(json.loads(sys.argv[1]))))'

@@ -44,6 +44,8 @@ def test_peer_benchmark_errors(tmp_path):
         bench_peer('speak')
     with pytest.raises(ValueError, match='no full batch'):
         bench_peer('listen', quick=True, n=2, workdir=tmp_path)
+    with pytest.raises(ValueError, match='no held-out clip'):
+        bench_peer('listen', quick=True, n_eval=0, workdir=tmp_path/'b')
     import torch
     with pytest.raises(ValueError, match='3000-frame window'):
         pad_features({'input_features': torch.zeros(1, 80, 3100), 'feature_attention_mask': torch.ones(1, 3100)})
