@@ -4,22 +4,25 @@
 
 # %% ../nbs/12_bench.ipynb #a50af349
 from __future__ import annotations
-import gc, json, os, platform, resource, subprocess, sys, tempfile, time
+import gc, json, math, os, platform, resource, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from .audio import AudioCache, feature_extractor, atomic_write
+from .bases import modality_of
 from .codec import (CODEBOOK_SIZE, SNAC_24KHZ, SpeechCodec, frames_to_tokens, dedup_frames, frames_to_tokens_reference,
                             dedup_tokens_reference)
 from .listen import generate_ids, recompute_generate, listen_inputs
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
-__all__ = ['LEARNING', 'BENCHMARKS', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops',
+__all__ = ['LEARNING', 'BENCHMARKS', 'PEER_BASES', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops',
            'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector', 'bench_learning',
            'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode', 'bench_listen_kv',
-           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands']
+           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands', 'pad_features',
+           'bench_peer']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -427,6 +430,7 @@ def _corpus(n:int):
 
 def _headline(name, r)->str:
     "The one number of a result that answers its question."
+    if 'headline' in r: return r['headline']
     if 'whisper_wer' in r or 'wer_before' in r and 'loss_before' not in r:
         return (f"WER {r['wer_before']:.1%} → {r['wer_after']:.1%} in {r['steps']} steps ({r['s_per_step']:.3g} s a step)"
                 + (f"; Whisper tiny.en zero-shot {r['whisper_wer']:.1%} on the same clips" if 'whisper_wer' in r else ''))
@@ -479,3 +483,166 @@ def add_commands(sub):
     p.add_argument('--json', metavar='PATH', help='write the results as JSON (and a Markdown table beside it)')
     p.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
     p.set_defaults(func=_cmd_bench)
+
+# %% ../nbs/12_bench.ipynb #81f30b9c
+def pad_features(batch:dict,        # a listening batch: `input_features` `(clips, n_mels, frames)` and `feature_attention_mask`
+                 frames:int=3000,   # the processor's window: 30 s of 10 ms frames
+                )->dict:            # the same batch, features and mask zero-padded to `frames`
+    "A batch whose features (and their mask) are padded to the 30 s window, as a `padding='max_length'` processor pads them."
+    x, m = batch['input_features'], batch['feature_attention_mask']
+    if x.shape[-1] > frames: raise ValueError(f"features of {x.shape[-1]} frames are longer than the {frames}-frame window.")
+    pad = frames - x.shape[-1]
+    return {**batch, 'input_features': F.pad(x, (0, pad)), 'feature_attention_mask': F.pad(m, (0, pad))}
+
+# %% ../nbs/12_bench.ipynb #71954de2
+PEER_BASES = (  # (base of the full run, base of the quick run, listening policy or None, samples/s target ours/peer)
+    ('whisper-tiny.en+smollm2-135m', 'tiny-listener', 'projector', 3.0),     # frozen encoder and LLM, projector trains
+    ('qwen2-audio-tiny.en+smollm2', 'tiny-qwen2-audio', None, 1.5),          # LoRA on the LLM + the projector in full
+)
+
+# %% ../nbs/12_bench.ipynb #b983c391
+def _encoder_of(model):
+    "The audio encoder of a listening or audio-language model: its outermost module whose class is an encoder."
+    return next(m for n, m in model.named_modules() if n and type(m).__name__.endswith('Encoder'))
+
+def _count_encoder_runs(model)->tuple:
+    "Record the input shape each time the audio encoder really computes (its first convolution runs; a cache hit does not): (log, hook)."
+    conv = next(m for m in _encoder_of(model).modules() if isinstance(m, torch.nn.Conv1d))
+    log = []
+    return log, conv.register_forward_pre_hook(lambda m, a: log.append(tuple(a[0].shape)))
+
+def _epoch_seconds(times, steps_per_epoch:int)->list:
+    "Seconds of each epoch, from the time since the start of training after each optimizer step."
+    t = [0.0] + list(times)
+    return [t[min(len(t) - 1, (e + 1) * steps_per_epoch)] - t[e * steps_per_epoch] for e in range(math.ceil((len(t) - 1) / steps_per_epoch))]
+
+def _clock(t0:tuple)->tuple: return time.perf_counter() - t0[0], time.process_time() - t0[1]
+
+def _trainer_fit(model, collate, train, cfg:TrainConfig, run_dir)->tuple[list, list, int]:
+    "Train `model` with a plain Hugging Face `Trainer` at `cfg`'s settings: ((wall, CPU) seconds after each step, loss of each step, steps)."
+    from transformers import Trainer, TrainingArguments, TrainerCallback
+    times, losses = [], []
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **k): self.t0 = time.perf_counter(), time.process_time()
+        def on_step_end(self, *a, **k): times.append(_clock(self.t0))
+        def on_log(self, args, state, control, logs=None, **k):
+            if logs and 'loss' in logs: losses.append(float(logs['loss']))
+    args = TrainingArguments(output_dir=str(run_dir), per_device_train_batch_size=cfg.micro_batch_size, max_steps=cfg.max_steps,
+                             learning_rate=cfg.learning_rate, lr_scheduler_type='cosine_with_min_lr',
+                             lr_scheduler_kwargs={'min_lr': cfg.min_lr}, warmup_steps=cfg.warmup_steps, optim='adamw_torch_fused',
+                             weight_decay=cfg.weight_decay, adam_beta1=cfg.betas[0], adam_beta2=cfg.betas[1],
+                             max_grad_norm=cfg.grad_clip, seed=cfg.seed, logging_steps=1, save_strategy='no', report_to='none',
+                             remove_unused_columns=False, dataloader_pin_memory=False, disable_tqdm=True,
+                             use_cpu=not torch.cuda.is_available())
+    tr = Trainer(model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[Clock()])
+    tr.train()
+    return times, losses, tr.state.global_step
+
+def _peer_side(spec:dict)->dict:
+    "Train one side of `bench_peer` in this (fresh) process: 'ours' with `fit`, 'peer' with `Trainer`; what it measured."
+    from dataclasses import replace
+    from audio_lm.corpus import Clip
+    from audio_lm.document import Example
+    from audio_lm.run import load_base, recipe_of
+    from audio_lm.train import evaluate
+    torch.set_num_threads(spec['threads'])
+    exs = lambda rows: [Example('transcription', r['transcript'], clips=[Clip(**r)]) for r in rows]
+    train, held = exs(spec['train']), exs(spec['held'])
+    t = time.perf_counter()
+    b = load_base(spec['base'])
+    kw = {'policy': spec['policy']} if spec['policy'] else {}
+    if spec['side'] == 'peer': kw['encoder_cache'] = False   # the peer runs its encoder at every step
+    recipe = replace(recipe_of(spec['base']).recipe(b, cache=spec['cache'], **kw), transcribe=None)   # losses, no WER
+    model, load_s = recipe.model, time.perf_counter() - t
+    runs, hook = _count_encoder_runs(model)
+    spe = math.ceil(len(train) / spec['batch'])
+    cfg = TrainConfig(max_steps=spec['epochs'] * spe, num_epochs=spec['epochs'], micro_batch_size=spec['batch'],
+                      learning_rate=spec['lr'], min_lr=spec['lr'] / 10, warmup_steps=0, eval_every=0, ckpt_every=0,
+                      eval_max=len(held), seed=spec['seed'])
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    with tempfile.TemporaryDirectory() as d:
+        if spec['side'] == 'ours':
+            times, t0 = [], (time.perf_counter(), time.process_time())
+            res = fit(recipe, train, (), cfg, run_dir=d, progress=False, on_step=lambda s, rec: times.append(_clock(t0)))
+            losses, steps = [h['loss'] for h in res.history], res.steps
+        else:
+            if hasattr(model, 'sparse_logits'): model.sparse_logits = False   # logits over the whole sequence
+            fe = getattr(b.processor, 'feature_extractor', None) or b.feature_extractor
+            times, losses, steps = _trainer_fit(model, lambda e: pad_features(recipe.collate(e), fe.nb_max_frames), train, cfg, d)
+    hook.remove()
+    ev = evaluate(recipe, held, cfg)['eval_loss']
+    last, out = losses[-spe:], {'side': spec['side'], 'steps': steps, 'trainable_params': trainable, 'load_s': round(load_s, 2)}
+    for k, col in (('', 0), ('_cpu', 1)):   # wall-clock seconds, and the CPU seconds of this process (robust to a busy machine)
+        ep = _epoch_seconds([t[col] for t in times], spe)
+        out.update({f'epoch{k}_s': [round(x, 3) for x in ep],
+                    f'samples_per{k}_s': _r(len(train) * (len(ep) - 1) / sum(ep[1:])) if len(ep) > 1 else None,   # epochs 2+
+                    f'step{k}_s_epoch1': _r(ep[0] / spe), f'step{k}_s_epoch2': _r(ep[1] / spe) if len(ep) > 1 else None})
+    return {**out,
+            'losses': [_r(l, 5) for l in losses], 'final_loss': _r(float(np.mean(last)), 5),
+            'final_loss_se': _r(float(np.std(last) / math.sqrt(len(last))), 3), 'eval_loss': _r(ev, 5),
+            'encoder_runs': len(runs), 'encoder_clips': sum(s[0] for s in runs),   # while training
+            'encoder_frames': [min(s[-1] for s in runs), max(s[-1] for s in runs)] if runs else [],
+            'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), 'threads': torch.get_num_threads()}
+
+# %% ../nbs/12_bench.ipynb #55b88625
+def bench_peer(recipe:str='listen',      # a recipe of `PEER_BASES`: 'listen' or 'audio-language'
+               quick:bool=False,         # the recipe's tiny base and small sizes (CI) instead of the small real base
+               n:int|None=None,          # clips in the digits corpus, a fifth of them held-out voices (default 12 quick, 30 full)
+               epochs:int|None=None,     # passes over the training clips (default 2 quick, 3 full); speed is epochs 2+
+               micro_batch_size:int=4,
+               lr:float=2e-3,            # peak learning rate (cosine to lr/10, no warmup, on both sides)
+               n_eval:int=8,             # held-out clips both trained models are scored on
+               base:str|None=None,       # another base of the same recipe
+               threads:int=1,            # torch threads on each side
+               seed:int=0, workdir=None)->dict:
+    "Samples/s, peak RSS and learning of the project's trainer vs a plain HF `Trainer` with 30 s padding, same model and data."
+    rows = [r for r in PEER_BASES if modality_of(r[0]) == recipe]
+    if not rows: raise ValueError(f"no peer benchmark for recipe {recipe!r}; choose one of "
+                                  f"{', '.join(modality_of(r[0]) for r in PEER_BASES)}.")
+    full, tiny, policy, target = rows[0]
+    base = base or (tiny if quick else full)
+    n, epochs = n or (12 if quick else 30), epochs or (2 if quick else 3)
+    work = Path(workdir or tempfile.mkdtemp(prefix='audio_lm_peer_'))
+    train, held = _digits_examples(n, work/'corpus', seed=seed)
+    train = train[:len(train) // micro_batch_size * micro_batch_size]   # whole batches: both sides see every clip every epoch
+    if not train: raise ValueError(f"{n} clips leave no full batch of {micro_batch_size} training clips; raise n.")
+    if not held or n_eval < 1: raise ValueError(f"{n} clips with n_eval={n_eval} leave no held-out clip to compare learning on; raise n or n_eval.")
+    spec = dict(base=base, policy=policy, batch=micro_batch_size, epochs=epochs, lr=lr, seed=seed, threads=threads,
+                train=[e.clips[0].to_dict() for e in train], held=[e.clips[0].to_dict() for e in held[:n_eval]])
+    code = 'import json, sys\nfrom audio_lm.bench import _peer_side\nprint(json.dumps(_peer_side(json.loads(sys.argv[1]))))'
+    load0, out = os.getloadavg()[0], {}
+    for side in ('ours', 'peer'):
+        r = subprocess.run([sys.executable, '-c', code, json.dumps({**spec, 'side': side, 'cache': str(work/f'cache_{side}')})],
+                           capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': str(threads)})
+        if r.returncode: raise RuntimeError(f"the {side} side failed: {r.stderr.strip()[-2000:]}")
+        out[side] = json.loads(r.stdout.strip().splitlines()[-1])
+    o, p = out['ours'], out['peer']
+    res = {'recipe': recipe, 'base': base, 'policy': policy, 'train_clips': len(train), 'held_out_clips': len(spec['held']),
+           'batch': micro_batch_size, 'lr': lr, 'epochs': epochs, 'threads': threads, 'ours': o, 'peer': p,
+           'rss_ratio': _r(o['peak_rss_mb'] / p['peak_rss_mb'], 3)}
+    for k in ('', '_cpu'):   # by wall clock, and by CPU time: the one that a busy machine disturbs less
+        res[f'samples_per{k}_s_ratio'] = _r(o[f'samples_per{k}_s'] / p[f'samples_per{k}_s'], 3) if epochs > 1 else None
+        res[f'epoch2_over_epoch1{k}'] = _r(o[f'step{k}_s_epoch2'] / o[f'step{k}_s_epoch1'], 3) if epochs > 1 else None
+        res[f'peer_epoch2_over_epoch1{k}'] = _r(p[f'step{k}_s_epoch2'] / p[f'step{k}_s_epoch1'], 3) if epochs > 1 else None
+    res.update({
+           'final_loss_diff': _r(o['final_loss'] - p['final_loss'], 3),
+           'final_loss_noise': _r(math.hypot(o['final_loss_se'], p['final_loss_se']), 3),   # standard error of that difference
+           'eval_loss_diff': _r(o['eval_loss'] - p['eval_loss'], 3), 'load_avg': [round(load0, 2), round(os.getloadavg()[0], 2)],
+           'target': f'samples/s >= {target:g}x; peak RSS <= 1.0x; epoch 2 / epoch 1 step time <= 0.6'})
+    if epochs > 1:
+        res['headline'] = (f"samples/s {res['samples_per_cpu_s_ratio']:.2f}× by CPU time, {res['samples_per_s_ratio']:.2f}× by wall clock "
+                           f"(epochs 2+: {o['samples_per_cpu_s']:.3g} vs {p['samples_per_cpu_s']:.3g} samples per CPU-second, "
+                           f"{o['samples_per_s']:.3g} vs {p['samples_per_s']:.3g} per second); "
+                           f"peak RSS {res['rss_ratio']:.2f}× ({o['peak_rss_mb']:.0f} vs {p['peak_rss_mb']:.0f} MB); epoch-2/epoch-1 step "
+                           f"time {res['epoch2_over_epoch1_cpu']:.2f} (peer {res['peer_epoch2_over_epoch1_cpu']:.2f}); final loss "
+                           f"{o['final_loss']:.3g} vs {p['final_loss']:.3g} (diff {res['final_loss_diff']:+.3g} ± {res['final_loss_noise']:.2g}), "
+                           f"held-out {o['eval_loss']:.3g} vs {p['eval_loss']:.3g}")
+    return res
+
+# %% ../nbs/12_bench.ipynb #eac763c0
+BENCHMARKS.update({
+    'peer_listen': (lambda q: bench_peer('listen', quick=q),
+                    'listening recipe (frozen encoder + projector + frozen LLM): ours vs a plain HF Trainer with 30 s padding, same model and data'),
+    'peer_audio_language': (lambda q: bench_peer('audio-language', quick=q),
+                            'audio-language recipe (Qwen2-Audio, LoRA + projector): ours vs a plain HF Trainer, same model and data'),
+})
