@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .audio import AudioCache, feature_extractor, atomic_write
+from .audio import AudioCache, AudioLmError, feature_extractor, atomic_write
 from .bases import modality_of
 from .codec import (CODEBOOK_SIZE, SNAC_24KHZ, SpeechCodec, frames_to_tokens, dedup_frames, frames_to_tokens_reference,
                             dedup_tokens_reference)
@@ -21,8 +21,8 @@ from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 __all__ = ['LEARNING', 'BENCHMARKS', 'PEER_BASES', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops',
            'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector', 'bench_learning',
            'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode', 'bench_listen_kv',
-           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'add_commands', 'pad_features',
-           'bench_peer']
+           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'UnknownBenchmark', 'bench_command',
+           'pad_features', 'bench_peer']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -459,6 +459,8 @@ def run_benchmarks(quick:bool=True, json_path=None, only=None, progress:bool=Tru
     from tqdm.auto import tqdm
     out = {'machine': machine(), 'quick': quick, 'benchmarks': {}}
     names = [n for n in BENCHMARKS if not only or n in only]
+    if unknown := [n for n in only or () if n not in BENCHMARKS]:
+        raise UnknownBenchmark(f"no benchmark named {', '.join(map(repr, unknown))}; choose from {', '.join(BENCHMARKS)}.")
     for name in tqdm(names, desc='benchmarks', disable=not progress):
         t = time.perf_counter()
         try: r = BENCHMARKS[name][0](quick)
@@ -470,19 +472,15 @@ def run_benchmarks(quick:bool=True, json_path=None, only=None, progress:bool=Tru
         atomic_write(p.with_suffix('.md'), lambda f: Path(f).write_text(to_markdown(out)))
     return out
 
-def _cmd_bench(args)->int:
+class UnknownBenchmark(AudioLmError, ValueError):
+    "`only` names a benchmark that does not exist."
+
+def bench_command(args)->int:
+    "`audio-lm bench` (its parser is in `cli`, which imports this chapter only when the command runs): the table, exit 1 if any benchmark failed."
     res = run_benchmarks(args.quick, args.json, args.only)
     print(to_markdown(res))
     if args.json: print(f"wrote {args.json} and {Path(args.json).with_suffix('.md')}")
     return 1 if any('error' in r for r in res['benchmarks'].values()) else 0
-
-def add_commands(sub):
-    "The `bench` command."
-    p = sub.add_parser('bench', help='run the speed and memory benchmarks (ratios measured side by side)')
-    p.add_argument('--quick', action='store_true', help='small sizes (a few minutes on a CPU)')
-    p.add_argument('--json', metavar='PATH', help='write the results as JSON (and a Markdown table beside it)')
-    p.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
-    p.set_defaults(func=_cmd_bench)
 
 # %% ../nbs/12_bench.ipynb #81f30b9c
 def pad_features(batch:dict,        # a listening batch: `input_features` `(clips, n_mels, frames)` and `feature_attention_mask`

@@ -23,9 +23,7 @@ def heavy(mods): return sorted(m for m in mods if m.split('.')[0] in ('torch', '
 def test_every_command_is_checked():
     assert set(OPTION) >= set(COMMANDS)
 
-@pytest.mark.parametrize('cmd', [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason="12_bench's module imports torch at its top and defines the bench parser there; it needs a light "
-                        "parser module like 09b_commands")) if c == 'bench' else c for c in sorted(COMMANDS)] + ['corpus synth'])
+@pytest.mark.parametrize('cmd', sorted(COMMANDS) + ['corpus synth'])
 def test_help_imports_no_torch(cmd):
     rc, out, mods = help_imports(*cmd.split())
     assert rc == 0 and out.startswith(f'usage: audio-lm {cmd}') and OPTION[cmd] in out, out
