@@ -549,10 +549,13 @@ def _peer_side(spec:dict)->dict:
     t = time.perf_counter()
     b = load_base(spec['base'])
     kw = {'policy': spec['policy']} if spec['policy'] else {}
-    if spec['side'] == 'peer': kw['encoder_cache'] = False   # the peer runs its encoder at every step
+    if spec['side'] == 'peer': kw.update(encoder_cache=False, answer_only=False)   # the peer runs its encoder at every step, logits everywhere
     recipe = replace(recipe_of(spec['base']).recipe(b, cache=spec['cache'], **kw), transcribe=None)   # losses, no WER
     model, load_s = recipe.model, time.perf_counter() - t
     runs, hook = _count_encoder_runs(model)
+    head_rows = []   # positions the output head (`lm_head`) computes logits for, while training
+    head = next(m for n, m in model.named_modules() if n.endswith('lm_head'))
+    hook2 = head.register_forward_hook(lambda m, a, o: head_rows.append(a[0].shape[:-1].numel()))
     spe = math.ceil(len(train) / spec['batch'])
     cfg = TrainConfig(max_steps=spec['epochs'] * spe, num_epochs=spec['epochs'], micro_batch_size=spec['batch'],
                       learning_rate=spec['lr'], min_lr=spec['lr'] / 10, warmup_steps=0, eval_every=0, ckpt_every=0,
@@ -564,10 +567,9 @@ def _peer_side(spec:dict)->dict:
             res = fit(recipe, train, (), cfg, run_dir=d, progress=False, on_step=lambda s, rec: times.append(_clock(t0)))
             losses, steps = [h['loss'] for h in res.history], res.steps
         else:
-            if hasattr(model, 'sparse_logits'): model.sparse_logits = False   # logits over the whole sequence
             fe = getattr(b.processor, 'feature_extractor', None) or b.feature_extractor
             times, losses, steps = _trainer_fit(model, lambda e: pad_features(recipe.collate(e), fe.nb_max_frames), train, cfg, d)
-    hook.remove()
+    hook.remove(); hook2.remove()
     ev = evaluate(recipe, held, cfg)['eval_loss']
     last, out = losses[-spe:], {'side': spec['side'], 'steps': steps, 'trainable_params': trainable, 'load_s': round(load_s, 2)}
     for k, col in (('', 0), ('_cpu', 1)):   # wall-clock seconds, and the CPU seconds of this process (robust to a busy machine)
@@ -578,7 +580,7 @@ def _peer_side(spec:dict)->dict:
     return {**out,
             'losses': [_r(l, 5) for l in losses], 'final_loss': _r(float(np.mean(last)), 5),
             'final_loss_se': _r(float(np.std(last) / math.sqrt(len(last))), 3), 'eval_loss': _r(ev, 5),
-            'encoder_runs': len(runs), 'encoder_clips': sum(s[0] for s in runs),   # while training
+            'head_positions': sum(head_rows), 'encoder_runs': len(runs), 'encoder_clips': sum(s[0] for s in runs),   # while training
             'encoder_frames': [min(s[-1] for s in runs), max(s[-1] for s in runs)] if runs else [],
             'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), 'threads': torch.get_num_threads()}
 

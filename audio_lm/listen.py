@@ -95,6 +95,7 @@ def listen_recipe(base, doc=None, cache=None,
                   policy:str|None=None,   # what trains (default: training.policy, else projector, + LoRA when the document asks)
                   ctc:float|None=None,    # auxiliary CTC weight (default: training.ctc_weight, else 0.5 with policy 'all')
                   encoder_cache:bool=True, # keep a frozen encoder's outputs in the cache folder (chapter 05a)
+                  answer_only:bool=True,   # with labels, logits and loss only at the trained positions (`ListeningLM.sparse_logits`)
                  )->Recipe:
     "The listening recipe for a loaded listening `base`."
     t = doc.training if doc is not None else None
@@ -108,6 +109,7 @@ def listen_recipe(base, doc=None, cache=None,
     if ctc: model.add_ctc(ctc)
     coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
                                     system=doc.system_prompt if doc is not None else None)
+    model.sparse_logits = answer_only
     cache_if_frozen(coll.cache.root, model.encoder, encoder_cache)   # the encoder runs once per clip, not once per epoch
     as_listen = lambda e: e if isinstance(e, ListenExample) else listen_example(e)
     def collate(exs):

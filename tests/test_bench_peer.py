@@ -19,6 +19,8 @@ def test_quick_peer_benchmark(recipe, tmp_path):
     assert o['trainable_params'] == p['trainable_params'] > 0
     # the peer is the LLaMA-Factory pipeline: every clip padded to 30 s, the encoder run on every clip at every step
     assert p['encoder_frames'] == [3000, 3000] and p['encoder_runs'] == p['steps'] and p['encoder_clips'] == 4 * 4
+    # ...and logits over every position; ours only where an answer token is trained
+    assert 0 < o['head_positions'] < p['head_positions'] / 2
     assert o['encoder_clips'] == r['train_clips']   # ours: the frozen encoder runs once per clip (the encoder cache)
     if recipe == 'listen': assert o['encoder_frames'][1] < 3000   # ours: each batch at its longest clip
     for side in (o, p):
