@@ -17,7 +17,7 @@ __all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_BASE', 'DEMO_DOC', 'command_modules
 COMMANDS = {  # top-level command -> the module of audio_lm that defines its parser (and imports its code when it runs)
     'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'store', 'ingest': 'store',
     'train': 'commands', 'prompt': 'commands', 'speak': 'commands',
-    'export': 'commands', 'verify': 'commands', 'bench': 'cli', 'demo': 'cli'}
+    'export': 'commands', 'verify': 'commands', 'bench': 'bench_command', 'demo': 'cli'}
 
 COMMAND_HELP = {  # the one-line help of each command, for `audio-lm --help` without importing a chapter (torch takes seconds)
     'corpus': 'make and inspect speech corpora',
@@ -200,7 +200,7 @@ def _cmd_demo(args)->int:
     return 0 if r['verified'] else 1
 
 def add_commands(sub):
-    "The `demo` and `bench` commands."
+    "The `demo` command."
     p = sub.add_parser('demo', help='the offline end-to-end tour (make demo)')
     p.add_argument('--out', default='demo_out', help='folder for its outputs (default demo_out)')
     p.add_argument('--n', type=int, default=240, help='clips to synthesize (default 240)')
@@ -210,12 +210,6 @@ def add_commands(sub):
     p.add_argument('--base', default=DEMO_BASE, help=f'the base to train (default {DEMO_BASE})')
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=_cmd_demo)
-    # `bench`'s parser lives here so that `audio-lm bench --help` imports no torch; the benchmarks run from 12_bench
-    p = sub.add_parser('bench', help=COMMAND_HELP['bench'])
-    p.add_argument('--quick', action='store_true', help='small sizes (a few minutes on a CPU)')
-    p.add_argument('--json', metavar='PATH', help='write the results as JSON (and a Markdown table beside it)')
-    p.add_argument('--only', nargs='+', metavar='NAME', help='run only these benchmarks (a wrong name lists them)')
-    p.set_defaults(func=lambda a: importlib.import_module('audio_lm.bench').bench_command(a))
 
 # %% ../nbs/11_cli.ipynb #db6aeab4
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m audio_lm.cli`, not a notebook
