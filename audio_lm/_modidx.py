@@ -705,6 +705,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'audio_lm.train.normalize_text': ('train.html#normalize_text', 'audio_lm/train.py'),
                                 'audio_lm.train.pack_rows': ('train.html#pack_rows', 'audio_lm/train.py'),
                                 'audio_lm.train.padding_fraction': ('train.html#padding_fraction', 'audio_lm/train.py'),
+                                'audio_lm.train.param_groups': ('train.html#param_groups', 'audio_lm/train.py'),
                                 'audio_lm.train.plot_run': ('train.html#plot_run', 'audio_lm/train.py'),
                                 'audio_lm.train.save_checkpoint': ('train.html#save_checkpoint', 'audio_lm/train.py'),
                                 'audio_lm.train.stop_on_signals': ('train.html#stop_on_signals', 'audio_lm/train.py'),

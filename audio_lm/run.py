@@ -120,7 +120,7 @@ def _check_run_args(max_steps=None, seed=None, **overrides):
 
 def _train_config(doc, max_steps=None, seed=None, n_train:int=1, **overrides)->TrainConfig:
     t = doc.training
-    cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate,
+    cfg = TrainConfig(micro_batch_size=t.micro_batch_size, grad_accum=t.grad_accum, learning_rate=t.learning_rate, lora_lr_scale=t.lora_lr_scale,
                       min_lr=t.learning_rate / 10, seed=t.seed if seed is None else seed, num_epochs=t.num_epochs)
     steps = max_steps or t.max_steps
     if steps: cfg.num_epochs = None

@@ -16,10 +16,10 @@ from .audio import AudioLmError, Interrupted, atomic_write, file_sha256, temp_pr
 
 # %% auto #0
 __all__ = ['CKPT_FILES', 'TrainConfig', 'get_lr', 'epoch_batches', 'padding_fraction', 'pack_rows', 'collate_rows', 'Recipe',
-           'trainable_state', 'load_trainable_state', 'trainable_summary', 'CheckpointError', 'save_checkpoint',
-           'checkpoint_dir', 'checkpoint_state', 'load_checkpoint', 'NormalizerMissing', 'english_spelling_mapping',
-           'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss', 'train_step', 'stop_on_signals',
-           'fit', 'plot_run']
+           'trainable_state', 'load_trainable_state', 'trainable_summary', 'param_groups', 'CheckpointError',
+           'save_checkpoint', 'checkpoint_dir', 'checkpoint_state', 'load_checkpoint', 'NormalizerMissing',
+           'english_spelling_mapping', 'normalize_text', 'error_rates', 'evaluate', 'TrainResult', 'NonFiniteLoss',
+           'train_step', 'stop_on_signals', 'fit', 'plot_run']
 
 # %% ../nbs/07_train.ipynb #2861755f
 @dataclass
@@ -30,6 +30,7 @@ class TrainConfig:
     micro_batch_size:int=4     # examples per forward pass, per process
     grad_accum:int=1           # micro-batches per optimizer step
     learning_rate:float=1e-3   # peak learning rate
+    lora_lr_scale:float=1.0    # LoRA weights learn at this fraction of it (a projector trained in full next to them: the full rate)
     min_lr:float=1e-4          # floor of the cosine decay
     warmup_steps:int=10        # linear warmup from 0
     weight_decay:float=0.0
@@ -161,6 +162,14 @@ def trainable_summary(model:nn.Module)->str:
     parts += [f"{_peft_free(n) or 'every parameter'}: {count(mods[n].parameters()):,}" for n in full]
     n_train, n_all = count(p for p in model.parameters() if p.requires_grad), count(model.parameters())
     return f"{'; '.join(parts) or 'nothing'} ({n_train:,} of {n_all:,} parameters train)"
+
+# %% ../nbs/07_train.ipynb #53601cba
+def param_groups(model:nn.Module, cfg:TrainConfig)->list[dict]: # AdamW groups, each with its `lr_scale`
+    "The trainable parameters as optimizer groups: LoRA weights at `cfg.lora_lr_scale`, the rest at 1."
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    lora = [p for n, p in named if 'lora_' in n]
+    rest = [p for n, p in named if 'lora_' not in n]
+    return [g for g in ({'params': rest, 'lr_scale': 1.0}, {'params': lora, 'lr_scale': cfg.lora_lr_scale}) if g['params']]
 
 # %% ../nbs/07_train.ipynb #56bc95cc
 class CheckpointError(AudioLmError):
@@ -345,7 +354,7 @@ def train_step(model,                 # the (accelerate-prepared) model: forward
                forward_kwargs:dict|None=None,
               )->tuple[float, float]: # (mean loss over the micro-batches, gradient norm before clipping)
     "One optimizer step: forward → loss / accumulation → backward per micro-batch, then clip → step → zero_grad."
-    for g in optimizer.param_groups: g['lr'] = get_lr(step, cfg)
+    for g in optimizer.param_groups: g['lr'] = get_lr(step, cfg) * g.get('lr_scale', 1.0)
     n, loss_acc = len(micro_batches), 0.0
     for i, batch in enumerate(micro_batches):
         with accelerator.no_sync(model) if i < n - 1 else contextlib.nullcontext(), accelerator.autocast():
@@ -411,7 +420,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     model = recipe.model; model.train(); trains = trainable_summary(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise AudioLmError(f"recipe '{recipe.name}' has no trainable parameters.")
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                             fused=_can_fuse(params))
     model, opt = acc.prepare(model, opt)
     step, epoch, bidx, resumed = 0, 0, 0, None
