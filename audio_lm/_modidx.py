@@ -98,6 +98,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'audio_lm.bases.ModelError': ('bases.html#modelerror', 'audio_lm/bases.py'),
                                 'audio_lm.bases.UnknownBase': ('bases.html#unknownbase', 'audio_lm/bases.py'),
                                 'audio_lm.bases.UnknownBase.__str__': ('bases.html#unknownbase.__str__', 'audio_lm/bases.py'),
+                                'audio_lm.bases._examples': ('bases.html#_examples', 'audio_lm/bases.py'),
                                 'audio_lm.bases._show': ('bases.html#_show', 'audio_lm/bases.py'),
                                 'audio_lm.bases._stack_tokens': ('bases.html#_stack_tokens', 'audio_lm/bases.py'),
                                 'audio_lm.bases.add_commands': ('bases.html#add_commands', 'audio_lm/bases.py'),

@@ -41,20 +41,26 @@ class ModalityInfo:
 _CLIP_FENCE = '::audio path="clips/your-clip.wav" transcript="Replace this with the words spoken in the clip."'
 _QA = '::instruction::\n### Q\nWhat did the speaker say?\n\n### A\nReplace this with the words spoken in the clip.\n'
 
+def _examples(fences:str)->str:
+    "The scaffold's example fences, inside a ``` block: text until the user moves them out, so `train` on sources alone works."
+    return ("Add clips with fences like these, outside the ``` block (inside it they are only an example),\n"
+            "or list folders of clips with <stem>.txt transcripts under training.sources above.\n\n"
+            f"```\n{fences}```\n")
+
 MODALITIES = {m.name: m for m in [
     ModalityInfo('audio-language', 'audio', 'audio->text', 'qwen2-audio-7b-instruct',
                  'audio-language recipe: LoRA on a Qwen2-Audio style model',
-                 f"# Your document title\n\nProse here trains as plain text.\n\n{_CLIP_FENCE}::\n\n{_QA}"),
+                 "# Your document title\n\nProse here trains as plain text.\n\n" + _examples(f"{_CLIP_FENCE}::\n\n{_QA}")),
     ModalityInfo('listen', 'listen', 'audio->text', 'whisper-tiny.en+smollm2-135m',
                  'listening recipe: audio encoder + projector + text LLM',
                  "# Your document title\n\nA listening model (an audio encoder, a projector and a text LLM) learns to "
                  "write what it hears.\nEach ::audio:: fence alone is a transcription example; an ::instruction:: "
-                 f"right after audio fences\nasks a question about those clips.\n\n{_CLIP_FENCE}::\n\n{_QA}"),
+                 "right after audio fences\nasks a question about those clips.\n\n" + _examples(f"{_CLIP_FENCE}::\n\n{_QA}")),
     ModalityInfo('speak', 'speak', 'text->audio', 'tiny-speaker',
                  'speaking recipe: neural-codec tokens in the LLM vocabulary',
                  "# Your document title\n\nA speaking model learns to say each transcript in the voice of its clip. "
-                 "Give clips of several\nvoices a speaker=\"...\" attribute to train a multi-speaker voice.\n\n"
-                 f'{_CLIP_FENCE} speaker="narrator"::\n'),
+                 "Give clips of several\nvoices a speaker=\"...\" attribute to train a multi-speaker voice.\n\n" +
+                 _examples(f'{_CLIP_FENCE} speaker="narrator"::\n')),
 ]}
 
 DEFAULT_MODALITY = 'audio-language'   # what `audio-lm init` writes without a flag (the seed's document recipe)

@@ -111,11 +111,14 @@ def test_init_scaffolds(run, tmp_path, capsys):
     assert err.startswith("audio-lm: error: unknown base 'foo' (--base); choose one of: qwen2-audio-7b-instruct") and err.count('\n') == 1
     assert not (tmp_path/'c.dlm').exists()
     with pytest.raises(SystemExit): main(['init', str(tmp_path/'d.dlm'), '--listen', '--speak'])  # argparse: exclusive
-    # a fresh scaffold shows, with its placeholder clip listed as missing
+    # a fresh scaffold shows, with no clip yet: its example fence is inside a ``` block, so nothing is missing
     capsys.readouterr()
     assert main(['show', str(p), '--json']) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info['clips_missing'] == ['clips/your-clip.wav'] and info['modality'] == 'speak'
+    assert info['clips_missing'] == [] and info['modality'] == 'speak'
+    p.write_text(p.read_text().replace('```\n', ''))   # the example moved out of the block: its clip does not exist
+    assert main(['show', str(p), '--json']) == 0
+    assert json.loads(capsys.readouterr().out)['clips_missing'] == ['clips/your-clip.wav']
 
 def test_user_errors_one_line_nothing_written(run, tmp_path, project, capsys):
     bad = tmp_path/'bad.dlm'
