@@ -100,7 +100,7 @@ def test_init_scaffolds(run, tmp_path, capsys):
     assert load_document(p).base_model == 'tiny-speaker'
     assert main(['init', str(tmp_path/'b.dlm'), '--base', 'hf:Qwen/Qwen2-Audio-7B-Instruct']) == 0
     d = load_document(tmp_path/'b.dlm')
-    assert (d.base_model, [s.kind for s in d.sections]) == ('hf:Qwen/Qwen2-Audio-7B-Instruct', ['prose', 'audio', 'instruction'])
+    assert (d.base_model, [s.kind for s in d.sections]) == ('hf:Qwen/Qwen2-Audio-7B-Instruct', ['prose'])   # its examples wait in a ``` block
     capsys.readouterr()
     assert main(['init', str(tmp_path/'c.dlm'), '--base', 'Not A Name']) == 2
     err = capsys.readouterr().err
