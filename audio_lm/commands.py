@@ -34,7 +34,7 @@ def _cmd_train(args)->int:
     from audio_lm.run import train_document, format_summary
     if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
     s = train_document(args.path, max_steps=args.max_steps, resume=args.resume, fresh=args.fresh, seed=args.seed,
-                       break_lock=args.break_lock, ckpt_every=args.ckpt_every, flags=TRAIN_FLAGS,
+                       break_lock=args.break_lock, ckpt_every=args.ckpt_every, flags=TRAIN_FLAGS, progress=args.progress,
                        **{k: getattr(args, k) for k in TRAIN_FLAGS})
     print(format_summary(s))
     return 0
@@ -94,6 +94,7 @@ def add_commands(sub):
                        help=f'{what} (overrides training.{k})')
     p.add_argument('--ckpt-every', type=int, help='write a resumable checkpoint every N steps')
     add_break_lock_arg(p)
+    add_progress_arg(p)
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser('prompt', help="ask the document's trained model about audio clips")
     p.add_argument('path', metavar='PATH', help='the .dlm document')

@@ -149,7 +149,7 @@ def train_document(path,                      # a `.dlm` document
                    fresh:bool=False,          # discard an interrupted run and start over
                    seed:int|None=None,        # override training.seed
                    break_lock:bool=False,     # take over the lock of a writer that is gone
-                   progress:bool=True,
+                   progress:bool|None=None,   # bars on stderr, loading and training (None: only when stderr is a terminal)
                    policy:str|None=None,      # listening bases: what trains (overrides training.policy)
                    flags:dict|None=None,      # `training:` key -> how the caller names it in errors (the command: its flags)
                    **overrides,               # `training:` keys (learning_rate, micro_batch_size, grad_accum, num_epochs,
@@ -185,7 +185,7 @@ def train_document(path,                      # a `.dlm` document
         recipe_kind = recipe_of(doc.base_model)
         cfg = _train_config(doc, max_steps, seed, len(train_ex), **overrides)
         try:
-            set_seed(cfg.seed); base = load_base(doc.base_model, progress=None if progress else False)   # seeded before any module is built: LoRA layers,
+            set_seed(cfg.seed); base = load_base(doc.base_model, progress=progress)   # seeded before any module is built: LoRA layers,
             set_seed(cfg.seed); recipe = recipe_kind.recipe(base, doc, cache=store.cache_dir)   # what trains: training.policy
             fp = run_fingerprint(doc, cfg, doc.training.policy, train_ex, eval_ex)     # a projector, a head start the same in every run
             res = fit(recipe, train_ex, eval_ex, cfg, run_dir=run_dir, resume=resume, progress=progress, fingerprint=fp)

@@ -396,7 +396,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
         cfg:TrainConfig|None=None,
         run_dir=None,           # checkpoints and metrics go here
         resume:bool=False,      # continue from run_dir/checkpoint
-        progress:bool=True,
+        progress:bool|None=True, # a tqdm bar on stderr (None: only when stderr is a terminal)
         on_step:Callable|None=None, # called with (step, record) after every optimizer step
         fingerprint:dict|None=None, # the run's settings and data, kept in checkpoints; resuming needs the same
        )->TrainResult:
@@ -434,7 +434,7 @@ def fit(recipe:Recipe,          # model, collator, lengths (and transcription fo
     history, evals, t0, tokens = [], [], time.time(), 0
     if resumed: history, evals = _restore_log(metrics_f, step, write=acc.is_main_process)   # the loss curve so far
     gbs = cfg.micro_batch_size * world
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=f'train {recipe.name}', disable=not progress or not acc.is_main_process, leave=False)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=f'train {recipe.name}', disable=not acc.is_main_process or (None if progress is None else not progress), leave=False)
     def log(rec):
         if acc.is_main_process:
             with open(metrics_f, 'a') as f: f.write(json.dumps(json_safe(rec), allow_nan=False) + '\n')

@@ -50,3 +50,18 @@ def test_load_base_bar():
         err = io.StringIO()
         with contextlib.redirect_stderr(err): load_base('tiny-listener', progress=progress)
         assert ('loading tiny-listener' in err.getvalue()) == shown, (progress, err.getvalue())
+
+def test_train_bar_on_request_only(tmp_path, cli):
+    "`audio-lm train` as a subprocess (stderr a pipe): a bar with --progress only; the default and --no-progress write none."
+    synth_corpus(tmp_path/'corpus', n=4, seed=0, progress=False)
+    (tmp_path/'d.dlm').write_text(DOC.replace('PRGS1', 'PRGS2'))
+    env = {'AUDIO_LM_HOME': str(tmp_path/'home'), 'OMP_NUM_THREADS': '1'}
+    runs = {flag: cli('train', tmp_path/'d.dlm', '--max-steps', 2, *([flag] if flag else []), env=env)
+            for flag in ('--progress', None, '--no-progress')}
+    for flag, r in runs.items(): assert r.returncode == 0, (flag, r.stderr)
+    on = runs['--progress'].stderr
+    assert 'train listen' in on and 'loading tiny-listener' in on and '2/2' in on, on
+    for flag in (None, '--no-progress'):
+        err = runs[flag].stderr
+        assert 'train listen' not in err and 'it/s' not in err and '\r' not in err, (flag, err)
+        assert runs[flag].stdout.startswith('trained '), runs[flag].stdout
