@@ -12,12 +12,13 @@ import numpy as np
 import soundfile as sf
 import torch
 from fastcore.basics import patch_to
-from .audio import AudioLmError, AudioNotFound, AudioCache, log_mel, load_audio
+from .audio import AudioLmError, AudioNotFound, AudioCache, AudioSampleRateMismatch, log_mel, load_audio, probe_audio, rate_mismatch_message
 from .models import audio_lm_home
 
 # %% auto #0
-__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'ListenCollator', 'tokenize_pieces', 'split_answer',
-           'Qwen2AudioExample', 'as_qwen2_audio_example', 'qwen2_audio_tokens', 'Qwen2AudioCollator']
+__all__ = ['CollateError', 'ListenExample', 'as_example', 'clip_features', 'clip_samples', 'ListenCollator', 'tokenize_pieces',
+           'split_answer', 'place_audio', 'Qwen2AudioExample', 'as_qwen2_audio_example', 'qwen2_audio_tokens',
+           'Qwen2AudioCollator']
 
 # %% ../nbs/06_collate.ipynb #ddab4534
 class CollateError(AudioLmError, ValueError):
@@ -75,6 +76,23 @@ def clip_features(audio,                   # a path, a `datasets` Audio value, o
         wav = np.asarray(audio, np.float32)[:int(max_seconds * fe.sampling_rate)]
         mel = log_mel(wav, fe)
     return mel[:, :min(mel.shape[1], math.ceil(len(wav) / fe.hop_length))]
+
+# %% ../nbs/06_collate.ipynb #0e8c1619
+def clip_samples(audio,                    # a path, a `datasets` Audio value, or mono float32 samples at `sr`
+                 sr:int,                   # the rate the model hears, Hz
+                 auto_resample:bool=False, # the sample-rate policy: resample a file at another rate (else refuse it)
+                 max_seconds:float=30.,    # clips are cut to this
+                )->int:                    # samples `load_audio(audio, sr, auto_resample, max_seconds)` returns
+    "How many samples a clip has once loaded at `sr` and cut to `max_seconds`: a file's from its header alone."
+    audio = _as_source(audio)
+    if not isinstance(audio, (str, Path)):
+        n = len(audio) if isinstance(audio, np.ndarray) else len(load_audio(audio, sr, auto_resample, max_seconds)[0])
+        return min(n, int(round(max_seconds * sr)))
+    h = probe_audio(audio); n = h.frames
+    if h.sr != sr:
+        if not auto_resample: raise AudioSampleRateMismatch(rate_mismatch_message(audio, h.sr, sr))
+        n = math.floor(n * sr / h.sr + 0.5)   # soxr's output length
+    return min(n, int(round(max_seconds * sr))) if n > max_seconds * sr else n
 
 # %% ../nbs/06_collate.ipynb #503bfe74
 class ListenCollator:
@@ -188,6 +206,32 @@ def _texts(self, ex)->tuple[str, str|None]:
 
 ListenCollator.texts = _texts
 
+# %% ../nbs/06_collate.ipynb #1643e760
+def place_audio(prompt_ids:list,    # token ids with one placeholder per clip
+                audio_token_id:int, # the placeholder's id
+                n_positions:list,   # positions each clip takes, in order
+               )->list:             # the ids the model reads, each placeholder repeated for its clip
+    "Expand the `i`-th placeholder of `prompt_ids` into `n_positions[i]` copies (both collators, and the length check, build rows so)."
+    if (m := prompt_ids.count(audio_token_id)) != len(n_positions):
+        raise CollateError(f"the chat template wrote {m} audio placeholders for {len(n_positions)} clips; use the tokenizer's "
+                           "or processor's own chat template.")
+    ids, k = [], 0
+    for t in prompt_ids:
+        if t == audio_token_id: ids += [t] * n_positions[k]; k += 1
+        else: ids.append(t)
+    return ids
+
+# %% ../nbs/06_collate.ipynb #70001888
+@patch_to(ListenCollator)
+def token_ids(self, ex:ListenExample)->tuple[list, list]:
+    "Token ids of `ex`'s prompt (one placeholder per clip) and answer, memoised: an epoch renders the same texts again."
+    key = (ex.prompt, len(ex.audios), ex.answer, self.system)
+    if key not in self._ids:
+        prompt, answer = self.pieces(ex)
+        if len(self._ids) >= 100_000: self._ids.clear()
+        self._ids[key] = (tokenize_pieces(self.tok, prompt), [] if answer is None else tokenize_pieces(self.tok, answer))
+    return self._ids[key]
+
 # %% ../nbs/06_collate.ipynb #38761b63
 @patch_to(ListenCollator)
 def encode(self, x, for_generation:bool=False)->dict:
@@ -198,20 +242,12 @@ def encode(self, x, for_generation:bool=False)->dict:
         raise CollateError(f"example with prompt {ex.prompt!r} has no answer to learn; give it a 'transcript' or "
                            "'answer', or collate with for_generation=True.")
     feats = [clip_features(a, self.fe, self.cache, self.auto_resample, self.max_seconds) for a in ex.audios]
-    key = (ex.prompt, len(ex.audios), ex.answer, self.system)
-    if key not in self._ids:
-        prompt, answer = self.pieces(ex)
-        if len(self._ids) >= 100_000: self._ids.clear()
-        self._ids[key] = (tokenize_pieces(self.tok, prompt), [] if answer is None else tokenize_pieces(self.tok, answer))
-    prompt_ids, ans = self._ids[key]
-    ids, k = [], 0
-    for t in prompt_ids:
-        if t == self.audio_token_id: ids += [t] * self.audio_tokens(feats[k].shape[1]); k += 1
-        else: ids.append(t)
+    prompt_ids, ans = self.token_ids(ex)
+    ids = place_audio(prompt_ids, self.audio_token_id, [self.audio_tokens(f.shape[1]) for f in feats])
     if self.max_length and len(ids) + len(ans) > self.max_length:
         if len(ids) >= self.max_length:
             raise CollateError(f"the prompt and audio of {_which(ex)} take {len(ids)} tokens, more than max_length="
-                               f"{self.max_length}; shorten the clips (max_seconds) or raise max_length.")
+                               f"{self.max_length}; shorten the clips (max_seconds) or raise max_length (training.sequence_len).")
         ans = ans[:self.max_length - len(ids)]
     return {'input_ids': ids + ans, 'labels': [-100] * len(ids) + ans, 'features': feats}
 
@@ -258,6 +294,16 @@ def length(self, x)->int:
     n = len(ex.prompt) // 3 + len(ex.answer or '') // 3 + 30
     for a in ex.audios: n += self.audio_tokens(math.ceil(_seconds(a, self.fe.sampling_rate, self.max_seconds) * 100))
     return n
+
+# %% ../nbs/06_collate.ipynb #9b63237a
+@patch_to(ListenCollator)
+def row_length(self, x)->tuple[int, int]:
+    "(prompt and audio tokens, answer tokens) of example `x` as `encode` builds it before any cut, from its clips' headers."
+    ex = as_example(x, self.prompt)
+    fe, p, a = self.fe, *self.token_ids(ex)
+    frames = [math.ceil(min(clip_samples(c, fe.sampling_rate, self.auto_resample, self.max_seconds), fe.n_samples) / fe.hop_length)
+              for c in ex.audios]
+    return len(place_audio(p, self.audio_token_id, [self.audio_tokens(f) for f in frames])), len(a)
 
 # %% ../nbs/06_collate.ipynb #b4a784e8
 @dataclass
@@ -391,18 +437,13 @@ def __call__(self, examples:list,            # document Examples, Clips, dicts, 
         n_ph = [qwen2_audio_tokens(int(n)) for n in f['attention_mask'].sum(-1)]
     rows, k = [], 0
     for e, (p, a) in zip(exs, ids_of):
-        ids = []
-        for t in p:
-            if t == self.audio_token_id: ids += [t] * n_ph[k]; k += 1
-            else: ids.append(t)
+        ids = place_audio(p, self.audio_token_id, n_ph[k:k + len(e.audios)]); k += len(e.audios)
         if self.max_length and not for_generation and len(ids) + len(a) > self.max_length:
             if len(ids) >= self.max_length:
                 raise CollateError(f"the prompt and audio of {_which(e)} take {len(ids)} tokens, more than max_length="
                                    f"{self.max_length}; shorten the clips (max_seconds) or raise training.sequence_len.")
             a = a[:self.max_length - len(ids)]
         rows.append((ids, a))
-    if k != len(waves): raise CollateError(f"the chat template wrote {k} {self.audio_token} placeholders for {len(waves)} clips; "
-                                           "use the processor's own chat template.")
     L = max(len(p) + len(a) for p, a in rows)
     pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
     ids = torch.full((len(rows), L), pad, dtype=torch.long)
@@ -415,6 +456,15 @@ def __call__(self, examples:list,            # document Examples, Clips, dicts, 
     out = {'input_ids': ids, 'attention_mask': am, **enc}
     if not for_generation: out['labels'] = labels
     return out
+
+@patch_to(Qwen2AudioCollator)
+def row_length(self, x)->tuple[int, int]:
+    "(prompt and audio tokens, answer tokens) of example `x` as `__call__` builds it before any cut, from its clips' headers."
+    ex = as_qwen2_audio_example(x, self.prompt)
+    p, a = self._ids(ex)
+    samples = [max(clip_samples(c, self.sr, self.auto_resample, self.max_seconds), int(self.min_seconds * self.sr)) for c in ex.audios]
+    n_ph = [qwen2_audio_tokens(math.ceil(min(n, self.fe.n_samples) / self.fe.hop_length)) for n in samples]   # the feature mask's frames
+    return len(place_audio(p, self.audio_token_id, n_ph)), len(a)
 
 @patch_to(Qwen2AudioCollator)
 def length(self, x)->int:
