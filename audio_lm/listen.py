@@ -10,14 +10,16 @@ import numpy as np
 import torch
 from .audio import AudioLmError
 from .collate import ListenCollator, ListenExample, as_example
-from .models import ListeningLM, load_listening, quiet_transformers, base_path
+from .bases import get_base
+from .models import ListeningLM, AudioEncoder, AudioProjector, load_listening, quiet_transformers, base_path
 from .train import Recipe
 from .encoder_cache import cache_if_frozen
-from .modality import Modality, ExportError, PromptError, copy_adapter, save_all, load_weights
+from .modality import Modality, ExportError, PromptError, copy_adapter, save_all, load_weights, on_this_machine, count_lengths
 
 # %% auto #0
-__all__ = ['LISTEN_LOAD', 'LISTEN', 'listen_inputs', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_recipe',
-           'recompute_generate', 'TokenBar', 'progress_bar', 'answer_version', 'export_listening']
+__all__ = ['LISTEN_LOAD', 'LISTEN', 'listen_inputs', 'generate_ids', 'listen', 'transcribe', 'listen_example', 'listen_settings',
+           'listen_recipe', 'listen_lengths', 'recompute_generate', 'TokenBar', 'progress_bar', 'answer_version',
+           'export_listening']
 
 # %% ../nbs/08_listen.ipynb #7f526e1d
 def listen_inputs(model, audios, prompt, collator=None)->tuple[dict, bool, ListenCollator]:
@@ -91,6 +93,11 @@ def _ctc_texts(e)->list:
         return [e.answer if len(e.audios) == 1 and e.prompt == 'Transcribe the audio.' else None] * len(e.audios)
     return [e.target if e.kind == 'transcription' and len(e.clips) == 1 else None] * len(e.clips)
 
+def listen_settings(doc)->dict:
+    "The `ListenCollator` settings a document decides: the sample-rate policy, its system prompt, `training.sequence_len`."
+    if doc is None: return {}
+    return dict(auto_resample=bool(doc.training.audio.auto_resample), system=doc.system_prompt, max_length=doc.training.sequence_len)
+
 def listen_recipe(base, doc=None, cache=None,
                   policy:str|None=None,   # what trains (default: training.policy, else projector, + LoRA when the document asks)
                   ctc:float|None=None,    # auxiliary CTC weight (default: training.ctc_weight, else 0.5 with policy 'all')
@@ -107,8 +114,7 @@ def listen_recipe(base, doc=None, cache=None,
     if ctc is None and t is not None: ctc = t.ctc_weight   # the document's training.ctc_weight (its base's default)
     ctc = (0.5 if policy == 'all' else 0.0) if ctc is None else ctc
     if ctc: model.add_ctc(ctc)
-    coll = ListenCollator.for_model(model, cache=cache, auto_resample=bool(t and t.audio.auto_resample),
-                                    system=doc.system_prompt if doc is not None else None)
+    coll = ListenCollator.for_model(model, cache=cache, **listen_settings(doc))
     model.sparse_logits = answer_only
     cache_if_frozen(coll.cache.root, model.encoder, encoder_cache)   # the encoder runs once per clip, not once per epoch
     as_listen = lambda e: e if isinstance(e, ListenExample) else listen_example(e)
@@ -121,6 +127,27 @@ def listen_recipe(base, doc=None, cache=None,
     return Recipe('listen', model, prepare=prepare, collate=collate, length=lambda e: coll.length(as_listen(e)),
                   transcribe=lambda m, exs: transcribe(m, [as_listen(e) for e in exs], collator=coll),
                   reference=lambda e: as_listen(e).answer, save=lambda m, d: m.save_pretrained(d), cache=coll.cache)
+
+# %% ../nbs/08_listen.ipynb #25bf3ee2
+def listen_lengths(base_name:str, # a listening base
+                   doc,           # the `Document` (its settings)
+                   examples,      # its `Example`s (prose is left out, as the recipe leaves it out)
+                  )->list:        # a `SequenceLength` per trained example
+    "Each example's row length on a listening base, from its tokenizer, projector shape and the clips' headers (no weights)."
+    from transformers import AutoTokenizer, WhisperFeatureExtractor
+    spec = get_base(base_name)
+    def load(d):
+        if d is not None:
+            cfg = json.loads((d/'listening.json').read_text())
+            return AutoTokenizer.from_pretrained(d/'llm'), WhisperFeatureExtractor.from_pretrained(d/'encoder'), cfg['projector'], cfg['audio_token']
+        tok = AutoTokenizer.from_pretrained(spec.llm, local_files_only=True)
+        if spec.audio_token not in tok.get_vocab(): tok.add_special_tokens({'additional_special_tokens': [spec.audio_token]})
+        return tok, WhisperFeatureExtractor.from_pretrained(spec.encoder, local_files_only=True), dict(spec.projector), spec.audio_token
+    tok, fe, proj, token = on_this_machine(spec, load)
+    with torch.device('meta'): projector = AudioProjector(**proj)   # its shape only: no weights are made
+    audio_tokens = lambda n: int(projector.out_lengths(AudioEncoder.output_lengths(n)))   # as `ListeningLM.audio_tokens`
+    coll = ListenCollator(tok, fe, audio_tokens, token, **listen_settings(doc))
+    return count_lengths([e for e in examples if e.kind != 'prose'], lambda e: coll.row_length(listen_example(e)))
 
 # %% ../nbs/08_listen.ipynb #a552d85a
 @torch.no_grad()
@@ -227,7 +254,7 @@ llm = AutoModelForCausalLM.from_pretrained("./llm")      # the language model al
 
 LISTEN = Modality('listen', 'a listening base', load=load_listening, recipe=listen_recipe, hears=True,
                   answer=answer_version, export=export_listening, export_name='listening-snapshot',
-                  readme_load=LISTEN_LOAD.get, architecture='audio_lm.models.ListeningLM',
+                  readme_load=LISTEN_LOAD.get, architecture='audio_lm.models.ListeningLM', lengths=listen_lengths,
                   readme_use='''```python
 from audio_lm.listen import listen
 print(listen(model, ["clip.wav"], "What is said?"))   # mono {sample_rate} Hz clips, at most {max_length_seconds:g} s

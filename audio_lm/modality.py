@@ -7,13 +7,14 @@ from __future__ import annotations
 import json, shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 from .audio import AudioLmError
 from .bases import MODALITIES, BaseSpec
-from .models import quiet_transformers, from_hub
+from .models import quiet_transformers, from_hub, base_path, BUILD_VERSION
 
 # %% auto #0
-__all__ = ['PromptError', 'ExportError', 'Modality', 'copy_adapter', 'io_source', 'read_record', 'save_all', 'load_weights']
+__all__ = ['PromptError', 'ExportError', 'NotChecked', 'SequenceLength', 'Modality', 'on_this_machine', 'count_lengths',
+           'copy_adapter', 'io_source', 'read_record', 'save_all', 'load_weights']
 
 # %% ../nbs/07a_modality.ipynb #d0f31cb2
 class PromptError(AudioLmError):
@@ -21,6 +22,15 @@ class PromptError(AudioLmError):
 
 class ExportError(AudioLmError):
     "A problem with what to export or where to write it."
+
+class NotChecked(AudioLmError):
+    "What `show` cannot find out without a download or a build (the message says why)."
+
+class SequenceLength(NamedTuple):
+    "How long one training example's row is, in tokens."
+    label:str   # the example as the user wrote it: its clips' paths, else where it is written ('doc.dlm:12')
+    prompt:int  # the prompt and audio tokens (what the row needs before the answer starts)
+    total:int   # prompt, audio and answer
 
 # %% ../nbs/07a_modality.ipynb #16d414da
 @dataclass
@@ -38,6 +48,8 @@ class Modality:
     readme_use:str            # the README's "Use" section, formatted with the manifest
     architecture:str|None=None # what the manifest names as the architecture (None: the base's own config)
     says:Callable|None=None   # speaking: (version folder, text, ...) -> waveform
+    lengths:Callable|None=None # (base name, doc, examples) -> a `SequenceLength` per trained example, counted from the
+                               # base's tokenizer and the clips' headers, no weights (`show`); None: not counted
 
     @property
     def info(self): return MODALITIES[self.name]
@@ -49,6 +61,32 @@ class Modality:
             raise PromptError(f"base '{base_name}' speaks (text in, audio out){extra} audio-lm speak PATH \"text\" --out out.wav.")
         if self.hears and not audios:
             raise PromptError(f"base '{base_name}' is {self.noun}; pass at least one --audio PATH to prompt it.")
+
+# %% ../nbs/07a_modality.ipynb #be2124b6
+def on_this_machine(spec:BaseSpec,  # the base
+                    load:Callable,  # load(folder) for a built offline base; load(None) for a hub one, reading its cache only
+                   ):
+    "`load` on the base's files already on this machine; `NotChecked` where they would take a build or a download."
+    if spec.offline:
+        d = base_path(spec.name, build=False)
+        try: built = json.loads((d/'DONE').read_text()).get('build_version') == BUILD_VERSION
+        except (OSError, ValueError): built = False
+        if not built: raise NotChecked(f"base '{spec.name}' is not built on this machine yet (audio-lm train builds it)")
+        with quiet_transformers(): return load(d)
+    try:
+        with quiet_transformers(): return load(None)
+    except OSError: raise NotChecked(f"base '{spec.name}' is not on this machine (audio-lm train downloads it)") from None
+
+def count_lengths(examples,             # document `Example`s
+                  row_length:Callable,  # example -> (prompt and audio tokens, answer tokens): a collator's `row_length`
+                 )->list:               # a `SequenceLength` per example
+    "The `SequenceLength` of each example; one whose clips cannot be read is left out (`show` lists those problems already)."
+    out = []
+    for e in examples:
+        try: p, a = row_length(e)
+        except AudioLmError: continue
+        out.append(SequenceLength(', '.join(c.name for c in e.clips) or e.origin, p, p + a))
+    return out
 
 # %% ../nbs/07a_modality.ipynb #2ae52461
 def copy_adapter(src:Path, dst:Path):
