@@ -11,16 +11,17 @@ import torch
 from .audio import AudioLmError
 from .collate import Qwen2AudioCollator, Qwen2AudioExample, as_qwen2_audio_example
 from .document import TrainingConfig
-from .bases import BASES, BaseSpec
+from .bases import BASES, BaseSpec, get_base
 from .models import answer_only_loss, load_audio_language, quiet_transformers, from_hub, weights_at
 from .train import Recipe
 from .encoder_cache import cache_if_frozen
-from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
+from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record, on_this_machine, count_lengths
 
 # %% auto #0
 __all__ = ['QLORA_NEEDS_CUDA', 'ADAPTER_META', 'AUDIO_LANGUAGE', 'QLoraNeedsCuda', 'AdapterError', 'lora_target_regex',
            'lora_modules', 'with_lora', 'load_4bit', 'save_adapter', 'load_trained', 'answers', 'ask',
-           'answer_only_head', 'audio_language_recipe', 'answer_version', 'export_audio_language']
+           'answer_only_head', 'audio_language_settings', 'audio_language_recipe', 'audio_language_lengths',
+           'answer_version', 'export_audio_language']
 
 # %% ../nbs/08b_audio_language.ipynb #d5831a02
 class QLoraNeedsCuda(AudioLmError, RuntimeError):
@@ -211,6 +212,11 @@ def answer_only_head(model:torch.nn.Module, # a `Qwen2AudioForConditionalGenerat
     return model
 
 # %% ../nbs/08b_audio_language.ipynb #1fa889a3
+def audio_language_settings(doc)->dict:
+    "The `Qwen2AudioCollator` settings a document decides (defaults without one): the sample-rate policy, `training.sequence_len`, its system prompt."
+    t = doc.training if doc is not None else TrainingConfig()
+    return dict(auto_resample=t.audio.auto_resample, max_length=t.sequence_len, system=doc.system_prompt if doc is not None else None)
+
 def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_audio_language`)
                           doc=None,   # the `Document` (its `training` settings and `system_prompt`)
                           cache=None, # the store's cache folder (default `$AUDIO_LM_HOME/cache`)
@@ -224,8 +230,7 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
         base.model = load_4bit(base)   # the full-precision copy is no longer needed
     targets = base.spec.lora_targets if t.target_modules in (None, 'auto') else list(t.target_modules)
     model = with_lora(base.model, targets, t.lora_r, t.lora_alpha, t.lora_dropout, t.seed, base.spec.modules_to_save)
-    coll = Qwen2AudioCollator.for_base(base, cache=cache, auto_resample=t.audio.auto_resample, max_length=t.sequence_len,
-                                    system=doc.system_prompt if doc is not None else None)
+    coll = Qwen2AudioCollator.for_base(base, cache=cache, **audio_language_settings(doc))
     tower = base.model.model.audio_tower   # the same module inside PEFT's wrapper; LoRA on it would unfreeze it (then no cache)
     cache_if_frozen(coll.cache.root if coll.cache is not None else None, tower, encoder_cache)
     answer_only_head(base.model, answer_only)   # bound to the instance: adapter files and generate are untouched
@@ -233,6 +238,19 @@ def audio_language_recipe(base,       # a loaded audio-language `Base` (`load_au
                   transcribe=lambda m, exs: answers(m, coll, exs),
                   reference=lambda e: as_qwen2_audio_example(e).answer,
                   save=lambda m, d: save_adapter(m, d, base.spec.name, t.adapter))
+
+# %% ../nbs/08b_audio_language.ipynb #ecc9e30f
+def audio_language_lengths(base_name:str, # an audio-language base (a registry name or hf:org/name)
+                           doc,           # the `Document` (its settings)
+                           examples,      # its `Example`s, prose included (it trains on prose too)
+                          )->list:        # a `SequenceLength` per example
+    "Each example's row length on an audio-language base, from its processor and the clips' headers (no weights)."
+    from transformers import AutoProcessor
+    spec = get_base(base_name)
+    proc = on_this_machine(spec, lambda d: AutoProcessor.from_pretrained(d) if d is not None
+                           else AutoProcessor.from_pretrained(spec.llm, local_files_only=True))
+    coll = Qwen2AudioCollator(proc, cache=False, max_seconds=spec.max_seconds, **audio_language_settings(doc))
+    return count_lengths(examples, coll.row_length)
 
 # %% ../nbs/08b_audio_language.ipynb #04a4e426
 def answer_version(folder, doc, question:str, audios, max_new_tokens:int=64, cache=None,
@@ -266,6 +284,7 @@ def export_audio_language(src:Path, spec, d:Path, merged:bool=False)->dict:
 # %% ../nbs/08b_audio_language.ipynb #3e3e168c
 AUDIO_LANGUAGE = Modality('audio-language', 'audio-language', load=load_audio_language, recipe=audio_language_recipe,
                           hears=True, answer=answer_version, export=export_audio_language, export_name='hf-audio-snapshot',
+                          lengths=audio_language_lengths,
                           readme_load={False: '''from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 from peft import PeftModel
 
