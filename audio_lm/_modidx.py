@@ -588,6 +588,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'audio_lm.run.prompt_document': ('run.html#prompt_document', 'audio_lm/run.py'),
                               'audio_lm.run.recipe_of': ('run.html#recipe_of', 'audio_lm/run.py'),
                               'audio_lm.run.run_fingerprint': ('run.html#run_fingerprint', 'audio_lm/run.py'),
+                              'audio_lm.run.sequence_problems': ('run.html#sequence_problems', 'audio_lm/run.py'),
                               'audio_lm.run.speaking_version': ('run.html#speaking_version', 'audio_lm/run.py'),
                               'audio_lm.run.split_examples': ('run.html#split_examples', 'audio_lm/run.py'),
                               'audio_lm.run.train_document': ('run.html#train_document', 'audio_lm/run.py')},

@@ -14,14 +14,15 @@ from .document import load_document, in_user_terms, override_training, TRAINING_
 from .store import Store, ingest, commit_version, reject_version, data_fingerprint
 from .models import Base, check_weights
 from .train import TrainConfig, Recipe, fit, plot_run, CheckpointError, checkpoint_dir, checkpoint_state
-from .modality import Modality, PromptError
+from .modality import Modality, PromptError, NotChecked
 from .listen import LISTEN, progress_bar
 from .speak import SPEAK, NotASpeaker, NoTrainedVersion, SpeakError
 from .audio_language import AUDIO_LANGUAGE
 
 # %% auto #0
 __all__ = ['RECIPES', 'recipe_of', 'load_base', 'split_examples', 'NonFiniteWeights', 'commit_trained', 'format_summary',
-           'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document', 'prompt_document', 'speaking_version']
+           'RunExists', 'BadRunArgument', 'run_fingerprint', 'train_document', 'sequence_problems', 'prompt_document',
+           'speaking_version']
 
 # %% ../nbs/09_run.ipynb #09a18265
 RECIPES = {m.name: m for m in (LISTEN, SPEAK, AUDIO_LANGUAGE)}
@@ -218,6 +219,26 @@ def train_document(path,                      # a `.dlm` document
                 steps=res.steps, seconds=res.seconds, first_loss=first, train_loss=res.train_loss, eval=ev,
                 resumed_from=res.resumed_from, version=version, version_path=str(store.version_path(version)),
                 metrics=str(metrics), plot=str(plot))
+
+# %% ../nbs/09_run.ipynb #e4dc77f1
+def sequence_problems(doc,       # a `Document`
+                      resolved,  # `doc.resolve(check=False)`
+                     )->tuple[list, str|None]: # (one line per example longer than training.sequence_len, a note when not counted)
+    "The examples training would refuse or cut at `training.sequence_len`, named as the user wrote them."
+    if not resolved.clips: return [], None   # nothing heard: the counts need no tokenizer (and show stays quick)
+    try: m = recipe_of(doc.base_model)
+    except AudioLmError as e: return [], f"sequence lengths not checked: {e}"
+    if m.lengths is None: return [], f"sequence lengths not checked: {m.noun} has no count of its rows before training"
+    try: lens = m.lengths(doc.base_model, doc, resolved.examples)
+    except NotChecked as e: return [], f"sequence lengths not checked: {e}"
+    L, out = doc.training.sequence_len, []
+    for s in lens:
+        if s.total <= L: continue
+        what = ("train would refuse it: its prompt and audio alone fill the limit" if s.prompt >= L
+                else f"the answer would be cut to {L - s.prompt} tokens")
+        out.append(f"{s.label}: {s.total} tokens (prompt and audio {s.prompt}) > training.sequence_len={L}; {what}. "
+                   "Shorten the clip or raise training.sequence_len.")
+    return out, None
 
 # %% ../nbs/09_run.ipynb #2d92c044
 def prompt_document(path,                # a `.dlm` document with a trained version
