@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'COMMAND_HELP', 'DEMO_BASE', 'DEMO_DOC', 'command_modules
 
 # %% ../nbs/11_cli.ipynb #b08e7963
 COMMANDS = {  # top-level command -> the module of audio_lm that defines its parser (and imports its code when it runs)
-    'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'store', 'ingest': 'store',
+    'corpus': 'corpus', 'bases': 'bases', 'init': 'store', 'show': 'commands', 'ingest': 'store',
     'train': 'commands', 'prompt': 'commands', 'speak': 'commands',
     'export': 'commands', 'verify': 'commands', 'bench': 'bench_command', 'demo': 'cli'}
 

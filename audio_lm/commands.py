@@ -4,8 +4,8 @@
 
 # %% ../nbs/09b_commands.ipynb #e7a5d248
 from __future__ import annotations
-import argparse, sys, warnings
-from .audio import AudioLmError
+import argparse, json, sys, warnings
+from .audio import AudioLmError, json_safe
 from .store import add_break_lock_arg
 
 # %% auto #0
@@ -30,6 +30,19 @@ def add_progress_arg(p:argparse.ArgumentParser):
                    help='progress bars on stderr (default: only when stderr is a terminal)')
 
 # %% ../nbs/09b_commands.ipynb #f221a62b
+def _cmd_show(args)->int:
+    from audio_lm.store import show_info, format_show
+    info = show_info(args.path)
+    info['note'] = None
+    if info['clips']:   # counting rows needs the recipes (torch, transformers): only when there are clips to count
+        from audio_lm.run import sequence_problems
+        from audio_lm.document import load_document
+        doc = load_document(args.path)
+        probs, info['note'] = sequence_problems(doc, doc.resolve(check=False))
+        info['problems'] += probs
+    print(json.dumps(json_safe(info), indent=2, ensure_ascii=False, allow_nan=False) if args.json else format_show(info))
+    return 0
+
 def _cmd_train(args)->int:
     from audio_lm.run import train_document, format_summary
     if args.resume and args.fresh: raise AudioLmError("pass either --resume or --fresh, not both.")
@@ -80,7 +93,11 @@ def _cmd_verify(args)->int:
     return 0 if rep.ok else 1
 
 def add_commands(sub):
-    "The `train`, `prompt`, `speak`, `export` and `verify` commands."
+    "The `show`, `train`, `prompt`, `speak`, `export` and `verify` commands."
+    p = sub.add_parser('show', help='summarize a .dlm document, its sources and its store')
+    p.add_argument('path', metavar='PATH', help='the .dlm file')
+    p.add_argument('--json', action='store_true', help='print JSON (only JSON) on stdout')
+    p.set_defaults(func=_cmd_show)
     p = sub.add_parser('train', help="train the document's base and commit the adapter as the next version")
     p.add_argument('path', metavar='PATH', help='the .dlm document')
     p.add_argument('--max-steps', type=int, help='optimizer steps, at least 1 (overrides training.max_steps)')

@@ -528,6 +528,7 @@ def format_show(info:dict)->str:
         lines.append(f"problems  {len(info['problems'])}")
         lines += [f"  {p}" for p in info['problems'][:10]]
         if len(info['problems']) > 10: lines.append(f"  ... and {len(info['problems']) - 10} more (--json lists them all)")
+    if info.get('note'): lines.append(f"note      {info['note']}")
     if not st['exists']: lines.append(f"store     {st['path']} (not created yet: train or audio-lm ingest creates it)")
     else:
         lines.append(f"store     {st['path']}: {st['blobs']} blobs, versions {', '.join(st['versions']) or '(none)'}, "
@@ -554,11 +555,6 @@ def _cmd_init(args)->int:
     print(f"wrote {args.path}: dlm_id {doc.dlm_id}, base {doc.base_model} ({kind})")
     return 0
 
-def _cmd_show(args)->int:
-    info = show_info(args.path)
-    print(json.dumps(json_safe(info), indent=2, ensure_ascii=False, allow_nan=False) if args.json else format_show(info))
-    return 0
-
 def _cmd_ingest(args)->int:
     doc = load_document(args.path); store = Store.for_document(doc)
     res = doc.resolve(check=True)  # document errors first: nothing is created in the store
@@ -567,7 +563,7 @@ def _cmd_ingest(args)->int:
     return 0
 
 def add_commands(sub):
-    "The `init`, `show` and `ingest` commands of `audio-lm`."
+    "The `init` and `ingest` commands of `audio-lm`."
     p = sub.add_parser('init', help='write a new .dlm document')
     p.add_argument('path', metavar='PATH', help='the .dlm file to write')
     g = p.add_mutually_exclusive_group()
@@ -576,10 +572,6 @@ def add_commands(sub):
     p.add_argument('--base', metavar='NAME', help='base model: a registry name or hf:org/name')
     p.add_argument('--force', action='store_true', help='overwrite an existing file')
     p.set_defaults(func=_cmd_init)
-    p = sub.add_parser('show', help='summarize a .dlm document, its sources and its store')
-    p.add_argument('path', metavar='PATH', help='the .dlm file')
-    p.add_argument('--json', action='store_true', help='print JSON (only JSON) on stdout')
-    p.set_defaults(func=_cmd_show)
     p = sub.add_parser('ingest', help="copy a document's clips into its content-addressed store")
     p.add_argument('path', metavar='PATH', help='the .dlm file')
     add_break_lock_arg(p)
