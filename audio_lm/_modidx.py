@@ -627,6 +627,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'audio_lm.speak.save_speaker': ('speak.html#save_speaker', 'audio_lm/speak.py'),
                                 'audio_lm.speak.say': ('speak.html#say', 'audio_lm/speak.py'),
                                 'audio_lm.speak.speak': ('speak.html#speak', 'audio_lm/speak.py'),
+                                'audio_lm.speak.speak_lengths': ('speak.html#speak_lengths', 'audio_lm/speak.py'),
                                 'audio_lm.speak.speak_recipe': ('speak.html#speak_recipe', 'audio_lm/speak.py'),
                                 'audio_lm.speak.speech_codec_for': ('speak.html#speech_codec_for', 'audio_lm/speak.py'),
                                 'audio_lm.speak.speech_prompt': ('speak.html#speech_prompt', 'audio_lm/speak.py'),

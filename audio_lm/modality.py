@@ -31,6 +31,9 @@ class SequenceLength(NamedTuple):
     label:str   # the example as the user wrote it: its clips' paths, else where it is written ('doc.dlm:12')
     prompt:int  # the prompt and audio tokens (what the row needs before the answer starts)
     total:int   # prompt, audio and answer
+    over:str='cut'     # what training does with a longer row: 'cut' (its answer's tail; refused when the prompt and
+                       # audio alone fill the limit) or 'drop' (left out, counted)
+    about:bool=False   # `total` is an upper bound (speech rows lose their repeated frames only when encoded)
 
 # %% ../nbs/07a_modality.ipynb #16d414da
 @dataclass

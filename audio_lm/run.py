@@ -234,10 +234,12 @@ def sequence_problems(doc,       # a `Document`
     L, out = doc.training.sequence_len, []
     for s in lens:
         if s.total <= L: continue
-        what = ("train would refuse it: its prompt and audio alone fill the limit" if s.prompt >= L
+        what = ("train would leave it out" if s.over == 'drop' else
+                "train would refuse it: its prompt and audio alone fill the limit" if s.prompt >= L
                 else f"the answer would be cut to {L - s.prompt} tokens")
-        out.append(f"{s.label}: {s.total} tokens (prompt and audio {s.prompt}) > training.sequence_len={L}; {what}. "
-                   "Shorten the clip or raise training.sequence_len.")
+        size = f"about {s.total} tokens (text {s.prompt}, speech about {s.total - s.prompt})" if s.about else \
+               f"{s.total} tokens (prompt and audio {s.prompt})"
+        out.append(f"{s.label}: {size} > training.sequence_len={L}; {what}. Shorten the clip or raise training.sequence_len.")
     return out, None
 
 # %% ../nbs/09_run.ipynb #2d92c044

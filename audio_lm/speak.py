@@ -20,14 +20,15 @@ from .bases import BASES, get_base, hub_offline
 from .models import Base, load_speaking, audio_lm_home, quiet_transformers, weights_at
 from .train import Recipe, collate_rows
 from .store import canonical_json
-from .modality import Modality, ExportError, copy_adapter, save_all, load_weights, io_source, read_record
+from .modality import (Modality, ExportError, NotChecked, SequenceLength, copy_adapter, save_all, load_weights, io_source,
+                               read_record, on_this_machine)
 
 # %% auto #0
 __all__ = ['OFFLINE_CODEC', 'SPEECH_INFO', 'SPEECH_TOKENS_PER_S', 'SPEAK', 'SpeakError', 'NoTrainedVersion', 'NotASpeaker',
            'CodecMismatch', 'UnknownSpeaker', 'speech_codec_for', 'codec_record', 'codec_from_record',
-           'speech_spec_for', 'SpeechRowsReport', 'speech_rows', 'save_speaker', 'speak_recipe', 'speech_prompt',
-           'SpeechLogitsProcessor', 'generate_speech', 'speak', 'read_speech_info', 'load_speaker', 'pick_speaker',
-           'SpeechCutOff', 'speech_token_budget', 'say', 'export_speaking']
+           'speech_spec_for', 'SpeechRowsReport', 'speech_rows', 'save_speaker', 'speak_recipe', 'speak_lengths',
+           'speech_prompt', 'SpeechLogitsProcessor', 'generate_speech', 'speak', 'read_speech_info', 'load_speaker',
+           'pick_speaker', 'SpeechCutOff', 'speech_token_budget', 'say', 'export_speaking']
 
 # %% ../nbs/08a_speak.ipynb #219bfe9d
 class SpeakError(AudioLmError, ValueError):
@@ -279,6 +280,33 @@ def speak_recipe(base:Base,        # a loaded speaking base (`load_speaking`)
     return Recipe('speak', model, collate=lambda rows: collate_rows(rows, spec.pad), length=lambda r: len(r['input_ids']),
                   save=save, can_pack=True, prepare=prepare)
 
+# %% ../nbs/08a_speak.ipynb #087eedf5
+def speak_lengths(base_name:str, # a speaking base
+                  doc,           # the `Document` (its `training.audio` settings), or None
+                  examples,      # its `Example`s (only one-clip transcriptions make rows)
+                 )->list:        # a `SequenceLength` per row, before repeated frames are dropped
+    "Each speech row's length on a speaking base, from its tokenizer and the clips' headers (no weights, no encoding)."
+    from transformers import AutoTokenizer
+    from audio_lm.collate import clip_samples
+    base = get_base(base_name)
+    tok = on_this_machine(base, lambda d: AutoTokenizer.from_pretrained(d) if d is not None
+                          else AutoTokenizer.from_pretrained(base.llm, local_files_only=True))
+    spec = find_speech_tokens(tok) or (SpeechTokens.from_tokenizer_length(LLAMA3_LENGTH) if len(tok) == LLAMA3_LENGTH else None)
+    if spec is None: raise NotChecked(f"base '{base.name}' has no speech tokens in its tokenizer")
+    sr, hop = SNAC_24KHZ['sampling_rate'], int(np.prod(SNAC_24KHZ['encoder_rates'])) * SNAC_24KHZ['vq_strides'][0]   # `SpeechCodec.hop`
+    resample = bool(doc is not None and doc.training.audio.auto_resample)
+    items = [it for it, skip in map(_tts_item, examples) if skip is None and str(it[1] or '').strip()]
+    prefix = len({s for _, _, s, _ in items if s}) > 1   # as `speech_rows`: "{speaker}: text" with 2+ speakers
+    out = []
+    for path, text, speaker, label in items:
+        try:
+            if probe_audio(path, label).duration > base.max_seconds: continue   # left out as too long, not for its tokens
+            frames = math.ceil(clip_samples(path, sr, resample, float('inf')) / hop)
+        except AudioLmError: continue   # unreadable, or at another rate: show lists it already
+        text_turn = len(speech_row(text, [np.zeros(0, np.int64)] * 3, speaker if prefix else None, tok, spec)['input_ids'])
+        out.append(SequenceLength(label, text_turn, text_turn + FRAME_TOKENS * frames, over='drop', about=True))
+    return out
+
 # %% ../nbs/08a_speak.ipynb #9ac53e28
 def speech_prompt(text:str, tokenizer, spec:SpeechTokens, speaker:str|None=None)->list[int]:
     "The ids a speaking model continues with speech: a training row for `text` cut after `[start_of_speech]`."
@@ -495,7 +523,7 @@ def export_speaking(src:Path, spec, d:Path, merged:bool=False)->dict:
             'layout': {**layout, 'speech_tokens': 'speech_tokens.json'}}
 
 # %% ../nbs/08a_speak.ipynb #2a8d9ecb
-SPEAK = Modality('speak', 'a speaking base', load=load_speaking, recipe=speak_recipe, hears=False, answer=None,
+SPEAK = Modality('speak', 'a speaking base', load=load_speaking, recipe=speak_recipe, lengths=speak_lengths, hears=False, answer=None,
                  says=say, export=export_speaking, export_name='speaking-snapshot',
                  readme_load={False: '''from transformers import AutoModelForCausalLM, AutoTokenizer
 from peft import PeftModel
