@@ -82,3 +82,14 @@ def test_counts_are_the_recipe_collators(base, corpus, tmp_path):
     assert [s.total for s in lens] == b['attention_mask'].sum(1).tolist()
     assert [s.total - s.prompt for s in lens] == (b['labels'] != -100).sum(1).tolist()
     assert len(lens) == len(trained) == (4 if base == LISTEN else 5)   # prose trains only on the audio-language base
+
+def test_show_speaking_rows_about_their_length(tmp_path, cli):
+    "A speaking base drops rows over the limit: show says so, with an upper bound ('about': repeated frames go only when encoded)."
+    base_path('tiny-speaker')   # the tiny random speaker, built in the test's home
+    clips = synth_corpus(tmp_path/'c24', n=2, kind='digits', seed=4, sr=24000, progress=False)
+    doc = project(tmp_path/'p', clips, 'tiny-speaker', '01JZ8Q0000000000000000SEQG', sequence_len=40)
+    info = json.loads(cli('show', doc, '--json').stdout)
+    assert info['note'] is None and len(info['problems']) == 2, info
+    for p, name in zip(sorted(info['problems']), sorted(written(clips))):
+        assert re.fullmatch(re.escape(name) + r': about \d+ tokens \(text \d+, speech about \d+\) > training.sequence_len=40; '
+                            r'train would leave it out\. Shorten the clip or raise training.sequence_len\.', p), p
