@@ -11,12 +11,11 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 from .audio import AudioCache
-from .models import AudioEncoder
+from .models import AudioEncoder, deterministic
 
 # %% auto #0
-__all__ = ['DROPOUTS', 'weights_hash', 'weights_fingerprint', 'is_frozen', 'deterministic', 'can_serve', 'EncoderCacheStats',
-           'EncoderCache', 'listening_rows', 'qwen2_audio_rows', 'cache_encoder', 'uncache_encoder', 'cache_if_frozen',
-           'encoder_cache_of']
+__all__ = ['weights_hash', 'weights_fingerprint', 'is_frozen', 'can_serve', 'EncoderCacheStats', 'EncoderCache', 'listening_rows',
+           'qwen2_audio_rows', 'cache_encoder', 'uncache_encoder', 'cache_if_frozen', 'encoder_cache_of']
 
 # %% ../nbs/05a_encoder_cache.ipynb #0200ecfc
 def weights_hash(module:nn.Module)->str:
@@ -37,22 +36,12 @@ def weights_fingerprint(module:nn.Module)->tuple:
     return tuple((t.data_ptr(), t._version) for t in [*module.parameters(), *module.buffers()]), sums
 
 # %% ../nbs/05a_encoder_cache.ipynb #91904141
-DROPOUTS = ('dropout', 'attention_dropout', 'activation_dropout', 'layerdrop', 'encoder_layerdrop')
-
 def is_frozen(module:nn.Module)->bool:
     "No parameter of `module` trains."
     return not any(p.requires_grad for p in module.parameters())
 
-def deterministic(module:nn.Module)->bool:
-    "`module` gives the same output for the same input: eval mode, or no dropout, layer drop or SpecAugment that could fire."
-    if not module.training: return True
-    cfg = getattr(module, 'config', None)
-    if cfg is not None and (any(getattr(cfg, k, 0) or 0 for k in DROPOUTS) or getattr(cfg, 'apply_spec_augment', False)):
-        return False
-    return not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in module.modules())
-
 def can_serve(module:nn.Module, x:torch.Tensor|None=None)->bool:
-    "Whether outputs of `module` for input `x` may come from a cache: frozen, deterministic, no gradient wanted for `x`."
+    "Whether outputs of `module` for input `x` may come from a cache: frozen, `deterministic` (chapter 05), no gradient wanted for `x`."
     return is_frozen(module) and deterministic(module) and not (x is not None and x.requires_grad)
 
 # %% ../nbs/05a_encoder_cache.ipynb #fbad78c3

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_models.ipynb #315795f0
 from __future__ import annotations
-import contextlib, copy, functools, importlib.util, json, math, os, shutil, tempfile, time, warnings
+import contextlib, copy, functools, importlib.util, inspect, json, math, os, shutil, tempfile, time, warnings
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -26,14 +26,14 @@ from .audio import audio_lm_home
 from .whisper import whisper_tiny_en_path
 
 # %% auto #0
-__all__ = ['POLICIES', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError', 'AudioTokenMismatch',
-           'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder', 'SwiGLU',
-           'AudioProjector', 'ListeningLM', 'ListeningOutput', 'answer_only_loss', 'ctc_targets', 'trainable_report',
-           'format_report', 'Base', 'smollm2_gguf', 'smollm2_tokenizer', 'build_tiny_listener',
-           'build_tiny_qwen2_audio', 'build_tiny_speaker', 'smollm2_llm', 'build_smollm2_listener',
-           'build_whisper_listener', 'build_small_qwen2_audio', 'from_hub', 'base_path', 'weights_at', 'load_listening',
-           'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks', 'check_weights', 'snapshot',
-           'param_group', 'update_ratios']
+__all__ = ['POLICIES', 'DROPOUTS', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError',
+           'AudioTokenMismatch', 'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder',
+           'SwiGLU', 'AudioProjector', 'ListeningLM', 'ListeningOutput', 'answer_only_loss', 'deterministic',
+           'shared_prefix', 'ctc_targets', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf',
+           'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio', 'build_tiny_speaker', 'smollm2_llm',
+           'build_smollm2_listener', 'build_whisper_listener', 'build_small_qwen2_audio', 'from_hub', 'base_path',
+           'weights_at', 'load_listening', 'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks',
+           'check_weights', 'snapshot', 'param_group', 'update_ratios']
 
 # %% ../nbs/05_models.ipynb #2fca45b5
 class PolicyError(ModelError):
@@ -243,24 +243,33 @@ def forward(self, input_ids:torch.Tensor,           # `(batch, seq)` with placeh
     am = None if attention_mask is None else attention_mask.to(self.device)
     lb = None if labels is None else labels.to(self.device)
     if lb is not None and self.sparse_logits and not kwargs.get('past_key_values'):
-        out = _answer_only_loss(self.llm, emb, am, lb, **kwargs)
+        out = _answer_only_loss(self.llm, emb, am, lb, input_ids=input_ids, stop_id=self.audio_token_id, **kwargs)
     else: out = self.llm(inputs_embeds=emb, attention_mask=am, labels=lb, **kwargs)
     if ctc: out.loss = out.loss + self.ctc_weight * self.ctc_loss(frames, ctc_text)
     return out
 
 ListeningLM.sparse_logits = True  # with labels: logits and loss on the answer positions only (see below)
+ListeningLM.share_prefix = True   # ... and the prompt's first tokens, the same in every row, run once per batch (below)
 
 @dataclass
 class ListeningOutput(CausalLMOutputWithPast):
     "A causal-LM output (`loss`, `logits` `(batch, seq, vocab)` or None, ...) plus `answer_logits` `(trained positions, vocab)`."
     answer_logits:torch.FloatTensor|None=None
 
-def _answer_only_loss(llm, emb, attention_mask, labels, **kwargs):
-    "The causal-LM loss computing logits only where a label is trained (the answer), not over the whole prompt."
+def _answer_only_loss(llm, emb, attention_mask, labels, input_ids=None, stop_id=None, **kwargs):
+    "The causal-LM loss computing logits only where a label is trained (the answer), the rows' shared prompt prefix once."
     base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm   # PEFT's LoRA layers live inside it
     kwargs.pop('num_items_in_batch', None)
-    h = base.get_decoder()(inputs_embeds=emb, attention_mask=attention_mask, **kwargs).last_hidden_state
-    return answer_only_loss(h, base.get_output_embeddings(), labels)
+    dec, head = base.get_decoder(), base.get_output_embeddings()
+    P = (shared_prefix(input_ids, attention_mask, labels, stop_id)
+         if input_ids is not None and ListeningLM.share_prefix and not kwargs and deterministic(dec) else 0)
+    pre = dec(inputs_embeds=emb[:1, :P], use_cache=True) if P else {}   # the prefix of one row: its keys and values
+    kv = pre.get('cache') or pre.get('past_key_values')   # none under gradient checkpointing, which turns the cache off
+    if kv is None: return answer_only_loss(dec(inputs_embeds=emb, attention_mask=attention_mask).last_hidden_state, head, labels)
+    kv.batch_repeat_interleave(emb.shape[0])                      # ... are every row's (their gradients add up in row 0)
+    arg = 'cache' if 'cache' in inspect.signature(dec.forward).parameters else 'past_key_values'
+    h = dec(inputs_embeds=emb[:, P:], attention_mask=attention_mask, use_cache=False, **{arg: kv}).last_hidden_state
+    return answer_only_loss(h, head, labels[:, P:])
 
 # %% ../nbs/05_models.ipynb #4a087f52
 def answer_only_loss(hidden:torch.Tensor,     # `(batch, seq, d)` the LLM's last hidden states
@@ -274,6 +283,31 @@ def answer_only_loss(hidden:torch.Tensor,     # `(batch, seq, d)` the LLM's last
     logits = head(hidden[:, :-1][keep]).float()
     loss = F.cross_entropy(logits, target[keep]) if keep.any() else logits.sum() * 0
     return ListeningOutput(loss=loss, logits=None, answer_logits=logits)
+
+# %% ../nbs/05_models.ipynb #10b1864d
+DROPOUTS = ('dropout', 'attention_dropout', 'activation_dropout', 'layerdrop', 'encoder_layerdrop')
+
+def deterministic(module:nn.Module)->bool:
+    "`module` gives the same output for the same input: eval mode, or no dropout, layer drop or SpecAugment that could fire."
+    if not module.training: return True
+    cfg = getattr(module, 'config', None)
+    if cfg is not None and (any(getattr(cfg, k, 0) or 0 for k in DROPOUTS) or getattr(cfg, 'apply_spec_augment', False)):
+        return False
+    return not any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in module.modules())
+
+# %% ../nbs/05_models.ipynb #a4cfe5e4
+def shared_prefix(input_ids:torch.Tensor,             # `(batch, seq)`
+                  attention_mask:torch.Tensor|None,   # `(batch, seq)`
+                  labels:torch.Tensor|None=None,      # `(batch, seq)`, -100 where no loss
+                  stop_id:int|None=None,              # a token the prefix ends before (the audio placeholder)
+                 )->int:                              # positions; 0 when the rows share none (at least 1 is left)
+    "Length of the leading positions every row shares: the same token, attended, not `stop_id`, no trained next token."
+    c = (input_ids == input_ids[:1]).all(0)
+    if attention_mask is not None: c &= (attention_mask != 0).all(0)
+    if stop_id is not None: c &= input_ids[0] != stop_id
+    if labels is not None: c[:-1] &= (labels[:, 1:] == -100).all(0)
+    c[-1] = False                                       # the rest of the sequence is never empty
+    return int(c.int().cumprod(0).sum())
 
 # %% ../nbs/05_models.ipynb #cac2b835
 CTC_ALPHABET = " abcdefghijklmnopqrstuvwxyz'0123456789"  # CTC classes 1..len; class 0 is the blank
