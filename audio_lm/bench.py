@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_bench.ipynb #a50af349
 from __future__ import annotations
-import gc, json, math, os, platform, resource, subprocess, sys, tempfile, time
+import gc, json, math, os, platform, resource, shutil, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -609,19 +609,22 @@ def bench_peer(recipe:str='listen',      # a recipe of `PEER_BASES`: 'listen' or
     base = base or (tiny if quick else full)
     n, epochs = n or (12 if quick else 30), epochs or (2 if quick else 3)
     work = Path(workdir or tempfile.mkdtemp(prefix='audio_lm_peer_'))
-    train, held = _digits_examples(n, work/'corpus', seed=seed)
-    train = train[:len(train) // micro_batch_size * micro_batch_size]   # whole batches: both sides see every clip every epoch
-    if not train: raise ValueError(f"{n} clips leave no full batch of {micro_batch_size} training clips; raise n.")
-    if not held or n_eval < 1: raise ValueError(f"{n} clips with n_eval={n_eval} leave no held-out clip to compare learning on; raise n or n_eval.")
-    spec = dict(base=base, policy=policy, batch=micro_batch_size, epochs=epochs, lr=lr, seed=seed, threads=threads,
-                train=[e.clips[0].to_dict() for e in train], held=[e.clips[0].to_dict() for e in held[:n_eval]])
-    code = 'import json, sys\nfrom audio_lm.bench import _peer_side\nprint(json.dumps(_peer_side(json.loads(sys.argv[1]))))'
-    load0, out = os.getloadavg()[0], {}
-    for side in ('ours', 'peer'):
-        r = subprocess.run([sys.executable, '-c', code, json.dumps({**spec, 'side': side, 'cache': str(work/f'cache_{side}')})],
-                           capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': str(threads)})
-        if r.returncode: raise RuntimeError(f"the {side} side failed: {r.stderr.strip()[-2000:]}")
-        out[side] = json.loads(r.stdout.strip().splitlines()[-1])
+    try:
+        train, held = _digits_examples(n, work/'corpus', seed=seed)
+        train = train[:len(train) // micro_batch_size * micro_batch_size]   # whole batches: both sides see every clip every epoch
+        if not train: raise ValueError(f"{n} clips leave no full batch of {micro_batch_size} training clips; raise n.")
+        if not held or n_eval < 1: raise ValueError(f"{n} clips with n_eval={n_eval} leave no held-out clip to compare learning on; raise n or n_eval.")
+        spec = dict(base=base, policy=policy, batch=micro_batch_size, epochs=epochs, lr=lr, seed=seed, threads=threads,
+                    train=[e.clips[0].to_dict() for e in train], held=[e.clips[0].to_dict() for e in held[:n_eval]])
+        code = 'import json, sys\nfrom audio_lm.bench import _peer_side\nprint(json.dumps(_peer_side(json.loads(sys.argv[1]))))'
+        load0, out = os.getloadavg()[0], {}
+        for side in ('ours', 'peer'):
+            r = subprocess.run([sys.executable, '-c', code, json.dumps({**spec, 'side': side, 'cache': str(work/f'cache_{side}')})],
+                               capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': str(threads)})
+            if r.returncode: raise RuntimeError(f"the {side} side failed: {r.stderr.strip()[-2000:]}")
+            out[side] = json.loads(r.stdout.strip().splitlines()[-1])
+    finally:
+        if workdir is None: shutil.rmtree(work, ignore_errors=True)   # the corpus and both caches were scratch
     o, p = out['ours'], out['peer']
     res = {'recipe': recipe, 'base': base, 'policy': policy, 'train_clips': len(train), 'held_out_clips': len(spec['held']),
            'batch': micro_batch_size, 'lr': lr, 'epochs': epochs, 'threads': threads, 'ours': o, 'peer': p,
