@@ -259,13 +259,13 @@ class ListeningOutput(CausalLMOutputWithPast):
 def _answer_only_loss(llm, emb, attention_mask, labels, input_ids=None, stop_id=None, **kwargs):
     "The causal-LM loss computing logits only where a label is trained (the answer), the rows' shared prompt prefix once."
     base = llm.get_base_model() if hasattr(llm, 'get_base_model') else llm   # PEFT's LoRA layers live inside it
-    kwargs.pop('num_items_in_batch', None)
+    kwargs.pop('num_items_in_batch', None); kwargs.pop('use_cache', None)   # a loss returns no cache (`fit` passes False)
     dec, head = base.get_decoder(), base.get_output_embeddings()
     P = (shared_prefix(input_ids, attention_mask, labels, stop_id)
          if input_ids is not None and ListeningLM.share_prefix and not kwargs and deterministic(dec) else 0)
     pre = dec(inputs_embeds=emb[:1, :P], use_cache=True) if P else {}   # the prefix of one row: its keys and values
     kv = pre.get('cache') or pre.get('past_key_values')   # none under gradient checkpointing, which turns the cache off
-    if kv is None: return answer_only_loss(dec(inputs_embeds=emb, attention_mask=attention_mask).last_hidden_state, head, labels)
+    if kv is None: return answer_only_loss(dec(inputs_embeds=emb, attention_mask=attention_mask, **kwargs).last_hidden_state, head, labels)
     kv.batch_repeat_interleave(emb.shape[0])                      # ... are every row's (their gradients add up in row 0)
     arg = 'cache' if 'cache' in inspect.signature(dec.forward).parameters else 'past_key_values'
     h = dec(inputs_embeds=emb[:, P:], attention_mask=attention_mask, use_cache=False, **{arg: kv}).last_hidden_state
