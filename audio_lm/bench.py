@@ -190,8 +190,8 @@ LEARNING = {  # variant -> (base, policy of the listening recipe or None for the
 }
 LEARNING_FULL = {  # variant -> the full (not --quick) settings of `audio-lm bench`: ≤ 10 min of training on 1-2 CPU cores
     'blog':      dict(n=500, steps=150, micro_batch_size=8, lr=1e-2, n_eval=48, eval_every=25),
-    'blog_lora': dict(n=500, steps=200, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50),
-    'document':  dict(n=300, steps=120, micro_batch_size=4, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=30),
+    'blog_lora': dict(n=500, steps=250, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50),
+    'document':  dict(n=300, steps=250, micro_batch_size=4, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50),
 }
 
 def bench_learning(variant:str='blog',  # a key of `LEARNING`
