@@ -52,10 +52,11 @@ test: install
 	$(BIN)/nbdev_export; \
 	after=$$(find audio_lm -name '*.py' -print0 | sort -z | xargs -0 sha256sum); \
 	if [ "$$before" != "$$after" ]; then diff <(echo "$$before") <(echo "$$after") || true; echo "audio_lm/ is out of sync with nbs/: run nbdev_export and commit"; exit 1; fi
-	@echo "== nbdev_test"
-	@$(BIN)/nbdev_test --n_workers 2 --timing
-	@echo "== pytest tests/"
-	@$(BIN)/pytest -q tests/ -p no:cacheprovider
+	@scratch=$$(mktemp -d -t audio_lm_test.XXXXXX); trap 'rm -rf "$$scratch"' EXIT; \
+	echo "== nbdev_test (scratch folders under $$scratch, removed afterwards: the notebooks build bases there, GBs)"; \
+	TMPDIR=$$scratch $(BIN)/nbdev_test --n_workers 2 --timing; \
+	echo "== pytest tests/"; \
+	TMPDIR=$$scratch $(BIN)/pytest -q tests/ -p no:cacheprovider
 
 ## demo: the offline end-to-end run
 demo: install
