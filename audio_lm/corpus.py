@@ -241,7 +241,7 @@ def synth_corpus(out_dir,            # folder to write clips, sidecars and metad
                  seed:int=0,         # same seed, same corpus
                  sr:int=16000,       # sample rate of the written clips
                  test_frac:float=0.2, # share of voices held out for the test split
-                 progress:bool=True, # show a progress bar
+                 progress:bool|None=None, # a progress bar on stderr (None: only when stderr is a terminal)
                 )->list:             # the clips, with `split` set to 'train' or 'test'
     "Synthesize `n` transcribed clips with espeak-ng, split train/test by held-out voice (and, for sentences, held-out text)."
     if n < 0: raise CorpusError(f"synth_corpus needs n >= 0 clips, got {n}.")
@@ -252,7 +252,7 @@ def synth_corpus(out_dir,            # folder to write clips, sidecars and metad
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     plan = list(_plan(n, voices, kind, seed, test_frac)); clips = []
     with tempfile.TemporaryDirectory() as td:
-        for i, (split, voice, text, speed, pitch) in enumerate(tqdm(plan, desc=f'espeak-ng {kind}', disable=not progress, leave=False)):
+        for i, (split, voice, text, speed, pitch) in enumerate(tqdm(plan, desc=f'espeak-ng {kind}', disable=None if progress is None else not progress, leave=False)):
             raw = espeak(text, Path(td)/'raw.wav', voice, speed, pitch)
             wav, native = read_audio(raw)
             wav = resample(wav[:, 0], native, sr)

@@ -518,9 +518,10 @@ def format_show(info:dict)->str:
     for d in info['source_directives']:
         skips = ', '.join(f"{k[len('skipped_audio_'):]} {v}" for k, v in d.items() if k.startswith('skipped_audio_') and v)
         tskips = ', '.join(f"{k[len('skipped_text_'):]} {v}" for k, v in d.items() if k.startswith('skipped_text_') and v)
-        lines.append(f"source    {d['path']}: {d['file_count']} files, {d['audio_count']} clips, {d['transcript_count']} transcripts, "
-                     f"{d['text_count']} text, {d['ignored_count']} other" + (f"; skipped {skips}" if skips else '')
-                     + (f"; text skipped {tskips}" if tskips else ''))
+        tr = d['transcript_count']   # sidecars the include patterns matched; every clip has its <stem>.txt either way
+        lines.append(f"source    {d['path']}: {d['file_count']} files, {d['audio_count']} clips" + (' (each with its <stem>.txt)' if d['audio_count'] else '')
+                     + (f", {tr} transcript files" if tr else '') + f", {d['text_count']} text, {d['ignored_count']} other"
+                     + (f"; skipped {skips}" if skips else '') + (f"; text skipped {tskips}" if tskips else ''))
     if info['clips_dropped']:
         lines.append(f"dropped   {len(info['clips_dropped'])} clips at another sample rate (training.audio.drop_mismatched): "
                      + ', '.join(info['clips_dropped'][:5]) + (' ...' if len(info['clips_dropped']) > 5 else ''))

@@ -6,6 +6,7 @@ def test_corpus_synth(cli, tmp_path):
     r = cli('corpus', 'synth', tmp_path/'c', '--n', '5', '--kind', 'digits', '--seed', '3')
     assert r.returncode == 0, r.stderr
     assert 'wrote 5 clips' in r.stdout and 'train' in r.stdout
+    assert 'espeak-ng' not in r.stderr and '\r' not in r.stderr, r.stderr   # stderr is a pipe here: no progress bar in it
     rows = list(csv.DictReader(open(tmp_path/'c'/'metadata.csv')))
     assert len(rows) == 5
     for row in rows:
