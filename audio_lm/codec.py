@@ -17,8 +17,8 @@ from .bases import hub_offline, download_command
 __all__ = ['CODEBOOK_SIZE', 'FRAME_TOKENS', 'LLAMA3_LENGTH', 'LLAMA3_EOT', 'LEVEL_COLUMNS', 'SNAC_24KHZ', 'LABEL_MODES',
            'CodecError', 'CodecWeightsMissing', 'InvalidSpeechCodes', 'InvalidSpeechTokens', 'SpeechTokens',
            'find_speech_tokens', 'add_speech_tokens', 'frames_to_tokens_reference', 'frames_to_tokens',
-           'tokens_to_codes', 'dedup_tokens_reference', 'dedup_frames', 'default_device', 'SpeechCodec', 'speech_row',
-           'decode_speech', 'save_speech']
+           'tokens_to_codes', 'dedup_tokens_reference', 'dedup_frames', 'snac_hop', 'default_device', 'SpeechCodec',
+           'speech_row', 'decode_speech', 'save_speech']
 
 # %% ../nbs/04_codec.ipynb #ef495487
 class CodecError(AudioLmError, ValueError):
@@ -222,6 +222,10 @@ SNAC_24KHZ = dict(sampling_rate=24000, encoder_dim=48, encoder_rates=[2, 4, 8, 8
                   decoder_rates=[8, 8, 4, 2], attn_window_size=None, codebook_size=4096, codebook_dim=8,
                   vq_strides=[4, 2, 1], noise=True, depthwise=True)  # config.json of hubertsiuzdak/snac_24khz
 
+def snac_hop(config:dict=SNAC_24KHZ)->int:
+    "Samples per SNAC frame (one level-0 code): the encoder's strides times the first quantizer's (2048 at 24 kHz)."
+    return int(np.prod(config['encoder_rates'])) * int(config['vq_strides'][0])
+
 def default_device()->torch.device:
     "The GPU when there is one, else the CPU."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -242,7 +246,7 @@ class SpeechCodec:
     @property
     def hop(self)->int:
         "Samples per frame (one level-0 code)."
-        return int(np.prod(self.config['encoder_rates'])) * int(self.config['vq_strides'][0])
+        return snac_hop(self.config)
     @property
     def frame_rate(self)->float: return self.sr / self.hop
     @property

@@ -11,7 +11,7 @@ import torch
 from .audio import AudioLmError
 from .collate import ListenCollator, ListenExample, as_example
 from .bases import get_base
-from .models import ListeningLM, AudioEncoder, AudioProjector, load_listening, quiet_transformers, base_path
+from .models import ListeningLM, AudioProjector, load_listening, quiet_transformers, base_path
 from .train import Recipe
 from .encoder_cache import cache_if_frozen
 from .modality import Modality, ExportError, PromptError, copy_adapter, save_all, load_weights, on_this_machine, count_lengths
@@ -145,8 +145,7 @@ def listen_lengths(base_name:str, # a listening base
         return tok, WhisperFeatureExtractor.from_pretrained(spec.encoder, local_files_only=True), dict(spec.projector), spec.audio_token
     tok, fe, proj, token = on_this_machine(spec, load)
     with torch.device('meta'): projector = AudioProjector(**proj)   # its shape only: no weights are made
-    audio_tokens = lambda n: int(projector.out_lengths(AudioEncoder.output_lengths(n)))   # as `ListeningLM.audio_tokens`
-    coll = ListenCollator(tok, fe, audio_tokens, token, **listen_settings(doc))
+    coll = ListenCollator(tok, fe, projector.clip_tokens, token, **listen_settings(doc))
     return count_lengths([e for e in examples if e.kind != 'prose'], lambda e: coll.row_length(listen_example(e)))
 
 # %% ../nbs/08_listen.ipynb #a552d85a

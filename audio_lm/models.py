@@ -140,6 +140,10 @@ class AudioProjector(nn.Module):
         if self.kind == 'pool': return lengths * 0 + self.n_frames
         return (lengths + self.k - 1) // self.k
 
+    def clip_tokens(self, n_frames:int)->int:
+        "Tokens a clip of `n_frames` mel frames becomes: the encoder's stride-2 positions, then `out_lengths`."
+        return int(self.out_lengths(torch.tensor(AudioEncoder.output_lengths(n_frames))))
+
 # %% ../nbs/05_models.ipynb #e0845f86
 @patch_to(AudioProjector)
 def forward(self, h:torch.Tensor,               # `(clips, T, d_in)` encoder output
@@ -185,7 +189,7 @@ class ListeningLM(nn.Module):
 
     def audio_tokens(self, n_frames:int)->int:
         "Placeholder positions a clip of `n_frames` mel frames takes."
-        return int(self.projector.out_lengths(torch.tensor(AudioEncoder.output_lengths(n_frames))))
+        return self.projector.clip_tokens(n_frames)
 
 # %% ../nbs/05_models.ipynb #26f33afa
 @patch_to(ListeningLM)

@@ -13,7 +13,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 from .audio import (AudioLmError, AudioError, AudioCache, AudioSampleRateMismatch, load_audio, atomic_write, probe_audio,
                             rate_mismatch_message)
-from .codec import (SpeechCodec, SpeechTokens, CodecWeightsMissing, SNAC_24KHZ, FRAME_TOKENS, CODEBOOK_SIZE,
+from .codec import (SpeechCodec, SpeechTokens, snac_hop, CodecWeightsMissing, SNAC_24KHZ, FRAME_TOKENS, CODEBOOK_SIZE,
                             LLAMA3_LENGTH, find_speech_tokens, dedup_frames, speech_row, decode_speech, save_speech,
                             default_device)
 from .bases import BASES, get_base, hub_offline
@@ -293,7 +293,7 @@ def speak_lengths(base_name:str, # a speaking base
                           else AutoTokenizer.from_pretrained(base.llm, local_files_only=True))
     spec = find_speech_tokens(tok) or (SpeechTokens.from_tokenizer_length(LLAMA3_LENGTH) if len(tok) == LLAMA3_LENGTH else None)
     if spec is None: raise NotChecked(f"base '{base.name}' has no speech tokens in its tokenizer")
-    sr, hop = SNAC_24KHZ['sampling_rate'], int(np.prod(SNAC_24KHZ['encoder_rates'])) * SNAC_24KHZ['vq_strides'][0]   # `SpeechCodec.hop`
+    sr, hop = SNAC_24KHZ['sampling_rate'], snac_hop(SNAC_24KHZ)
     resample = bool(doc is not None and doc.training.audio.auto_resample)
     items = [it for it, skip in map(_tts_item, examples) if skip is None and str(it[1] or '').strip()]
     prefix = len({s for _, _, s, _ in items if s}) > 1   # as `speech_rows`: "{speaker}: text" with 2+ speakers
