@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from .audio import AudioLmError
 
 # %% auto #0
-__all__ = ['MODALITIES', 'DEFAULT_MODALITY', 'BASES', 'LISTEN_POLICIES', 'BASE_NAME_RE', 'LISTEN_ONLY_TRAINING', 'ModelError',
-           'UnknownBase', 'BaseWeightsMissing', 'ModalityInfo', 'modality_flag', 'BaseSpec', 'get_base',
-           'training_defaults', 'BaseNameError', 'check_base_name', 'modality_of', 'direction_of',
-           'training_key_applies', 'hub_offline', 'download_command', 'missing_weights_message', 'bases_table',
-           'format_bases', 'add_commands']
+__all__ = ['MODALITIES', 'DEFAULT_MODALITY', 'BASES', 'LISTEN_POLICIES', 'ENCODER_WINDOWS', 'BASE_NAME_RE',
+           'LISTEN_ONLY_TRAINING', 'ModelError', 'UnknownBase', 'BaseWeightsMissing', 'ModalityInfo', 'modality_flag',
+           'BaseSpec', 'get_base', 'training_defaults', 'BaseNameError', 'check_base_name', 'modality_of',
+           'direction_of', 'training_key_applies', 'hub_offline', 'download_command', 'missing_weights_message',
+           'bases_table', 'format_bases', 'add_commands']
 
 # %% ../nbs/01a_bases.ipynb #8eb65a84
 class ModelError(AudioLmError, ValueError):
@@ -165,6 +165,7 @@ def get_base(name:str)->BaseSpec:
 
 # %% ../nbs/01a_bases.ipynb #5122bffb
 LISTEN_POLICIES = ('projector', 'projector+lora', 'projector+lora+encoder', 'projector+encoder', 'all')  # 'all': from scratch
+ENCODER_WINDOWS = ('clip', 'padded')  # what a Whisper encoder reads: the clip alone, or the clip in its 30 s window of silence
 
 def training_defaults(name:str)->dict:
     "The `training:` settings base `name` learns with (empty for a name outside the registry)."
@@ -195,7 +196,7 @@ def direction_of(name:str)->str|None:
     m = modality_of(name)
     return MODALITIES[m].direction if m else None
 
-LISTEN_ONLY_TRAINING = ('policy', 'ctc_weight')   # `training:` keys that only listening bases read
+LISTEN_ONLY_TRAINING = ('policy', 'ctc_weight', 'encoder_window')   # `training:` keys that only listening bases read
 
 def training_key_applies(key:str, name:str|None)->bool:
     "False for a listening-only `training:` key on a base that does not listen (an unknown base: True, refused later)."

@@ -18,11 +18,12 @@ from .listen import generate_ids, recompute_generate, listen_inputs
 from .train import TrainConfig, Recipe, fit, collate_rows, epoch_batches
 
 # %% auto #0
-__all__ = ['LEARNING', 'LEARNING_FULL', 'BENCHMARKS', 'PEER_BASES', 'best_time', 'bench_length_grouping', 'matmul_flops',
-           'bench_step_flops', 'bench_feature_cache', 'bench_memory', 'bench_listen_scratch', 'bench_projector',
-           'bench_learning', 'wellformed_frames', 'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode',
-           'bench_listen_kv', 'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'UnknownBenchmark',
-           'bench_command', 'pad_features', 'bench_peer']
+__all__ = ['LEARNING', 'LEARNING_FULL', 'FEATURE_ARMS', 'FEATURES_FULL', 'BENCHMARKS', 'PEER_BASES', 'best_time',
+           'bench_length_grouping', 'matmul_flops', 'bench_step_flops', 'bench_feature_cache', 'bench_memory',
+           'bench_listen_scratch', 'bench_projector', 'bench_learning', 'bench_features', 'wellformed_frames',
+           'bench_speaker_wellformed', 'bench_interleave', 'bench_codec_encode', 'bench_listen_kv',
+           'bench_speak_decoding', 'machine', 'to_markdown', 'run_benchmarks', 'UnknownBenchmark', 'bench_command',
+           'pad_features', 'bench_peer']
 
 # %% ../nbs/12_bench.ipynb #dd217c24
 def best_time(fn, repeat:int=3, warmup:int=1)->float:
@@ -123,11 +124,11 @@ def bench_memory(n:int=24, scale:int=10, workdir=None)->dict:
             'target': '<= 1.1'}
 
 # %% ../nbs/12_bench.ipynb #a7a655ea
-def _digits_examples(n:int, out, sr:int=16000, seed:int=0)->tuple[list, list]:
-    "A synthetic espeak-ng digits corpus as transcription `Example`s: (train voices, held-out voices)."
+def _digits_examples(n:int, out, sr:int=16000, seed:int=0, kind:str='digits')->tuple[list, list]:
+    "A synthetic espeak-ng corpus (digits, or sentences) as transcription `Example`s: (train voices, held-out voices)."
     from audio_lm.corpus import synth_corpus
     from audio_lm.document import Example
-    clips = synth_corpus(out, n=n, kind='digits', seed=seed, sr=sr, progress=False)
+    clips = synth_corpus(out, n=n, kind=kind, seed=seed, sr=sr, progress=False)
     ex = lambda split: [Example('transcription', c.transcript, clips=[c]) for c in clips if c.split == split]
     return ex('train'), ex('test')
 
@@ -183,15 +184,17 @@ def bench_projector(base:str='smollm2-135m', # a listening base
             'ratio': _r(after['eval_loss'] / before['eval_loss'], 3), 'target': '< 1'}
 
 # %% ../nbs/12_bench.ipynb #e49dbf3b
-LEARNING = {  # variant -> (base, policy of the listening recipe or None for the audio-language recipe, target WER)
-    'blog':      ('whisper-tiny.en+smollm2-135m', 'projector', 0.03),
-    'blog_lora': ('whisper-tiny.en+smollm2-135m', 'projector+lora', 0.01),
-    'document':  ('qwen2-audio-tiny.en+smollm2', None, 0.03),
+LEARNING = {  # variant -> (base, policy of the listening recipe or None for the audio-language recipe, target WER, corpus)
+    'blog':      ('whisper-tiny.en+smollm2-135m', 'projector', 0.03, 'digits'),
+    'blog_lora': ('whisper-tiny.en+smollm2-135m', 'projector+lora', 0.01, 'digits'),
+    'document':  ('qwen2-audio-tiny.en+smollm2', None, 0.03, 'digits'),
+    'sentences': ('whisper-tiny.en+smollm2-135m', 'projector+lora', 0.15, 'sentences'),   # open vocabulary: held-out sentences too
 }
 LEARNING_FULL = {  # variant -> the full (not --quick) settings of `audio-lm bench`: ≤ 10 min of training on 1-2 CPU cores
     'blog':      dict(n=500, steps=150, micro_batch_size=8, lr=1e-2, n_eval=48, eval_every=25),
     'blog_lora': dict(n=500, steps=250, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50),
     'document':  dict(n=300, steps=250, micro_batch_size=4, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50),
+    'sentences': dict(n=800, steps=400, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=100),  # ≈ 25 min on 1 core
 }
 
 def bench_learning(variant:str='blog',  # a key of `LEARNING`
@@ -204,15 +207,21 @@ def bench_learning(variant:str='blog',  # a key of `LEARNING`
                    eval_every:int=0,    # also evaluate every N steps (the curve; 0: before and after only)
                    base:str|None=None,  # another base of the same modality (a tiny one for tests)
                    peer:bool=True,      # transcribe the same clips with Whisper tiny.en zero-shot
+                   kind:str|None=None,  # the corpus: 'digits' or 'sentences' (held-out sentences as well as voices); None: the variant's
+                   policy:str|None=None, # another freezing policy for a listening variant (e.g. 'projector+lora+encoder')
+                   window:str|None=None, # the encoder's window for a listening variant: 'clip' or 'padded' (`ENCODER_WINDOWS`)
                    seed:int=0)->dict:
     "Held-out WER of one of the project's recipes before vs after `steps`, next to Whisper tiny.en zero-shot on the same clips."
     from audio_lm.run import load_base
     from audio_lm.train import evaluate, error_rates
     if variant not in LEARNING: raise ValueError(f"unknown learning benchmark {variant!r}; choose one of {', '.join(LEARNING)}.")
-    default_base, policy, target = LEARNING[variant]
+    default_base, variant_policy, target, variant_kind = LEARNING[variant]
+    kind = kind or variant_kind
+    if policy is not None and variant_policy is None: raise ValueError(f"policy= applies to the listening variants, not {variant!r}.")
+    policy = policy or variant_policy
     base = base or default_base
     with tempfile.TemporaryDirectory() as d:
-        train, held = _digits_examples(n, Path(d)/'corpus', seed=seed)
+        train, held = _digits_examples(n, Path(d)/'corpus', seed=seed, kind=kind)
         held = held[:n_eval]
         b = load_base(base)
         if policy is None:
@@ -220,14 +229,14 @@ def bench_learning(variant:str='blog',  # a key of `LEARNING`
             recipe = audio_language_recipe(b, cache=Path(d)/'cache')
         else:
             from audio_lm.listen import listen_recipe
-            recipe = listen_recipe(b, cache=Path(d)/'cache', policy=policy)
+            recipe = listen_recipe(b, cache=Path(d)/'cache', policy=policy, window=window)
         cfg = TrainConfig(max_steps=steps, micro_batch_size=micro_batch_size, learning_rate=lr, min_lr=lr / 10,
                           warmup_steps=min(10, steps // 10), eval_every=eval_every, lora_lr_scale=lora_lr_scale, ckpt_every=0, eval_max=n_eval, seed=seed)
         before = evaluate(recipe, held, cfg)
         res = fit(recipe, train, held, cfg, run_dir=Path(d)/'run', progress=False)
-        out = {'variant': variant, 'base': base, 'trains': res.trains, 'train_clips': len(train), 'held_out_clips': len(held),
-               'steps': res.steps, 'batch': micro_batch_size, 'lr': lr, 'lora_lr_scale': lora_lr_scale, 's_per_step': _r(float(np.median(np.diff([0] + [h['time'] for h in res.history]))), 3),  # evaluations left out
-               'wer_before': _r(before['wer'], 3), 'wer_after': _r(res.final_eval['wer'], 3),
+        out = {'variant': variant, 'base': base, 'kind': kind, 'policy': policy, 'window': window, 'trains': res.trains, 'train_clips': len(train), 'held_out_clips': len(held),
+               'steps': res.steps, 'batch': micro_batch_size, 'lr': lr, 'lora_lr_scale': lora_lr_scale, 'train_s': _r(res.seconds), 's_per_step': _r(float(np.median(np.diff([0] + [h['time'] for h in res.history]))), 3),  # evaluations left out
+               'wer_before': _r(before['wer'], 3), 'wer_after': _r(res.final_eval['wer'], 3), 'loss_after': _r(res.final_eval['eval_loss']),
                'curve': [(0, _r(before['wer'], 3))] + [(e['step'], _r(e['wer'], 3)) for e in res.evals],
                'sample_after': res.final_eval['samples'][0]}
         if peer:
@@ -235,6 +244,32 @@ def bench_learning(variant:str='blog',  # a key of `LEARNING`
             refs = [e.target for e in held]
             out['whisper_wer'] = _r(error_rates(refs, whisper_transcribe([e.clips[0].path for e in held]))['wer'], 3)
     return {**out, 'target': f'<= {target:.0%}'}
+
+# %% ../nbs/12_bench.ipynb #d06d7af3
+FEATURE_ARMS = {  # arm -> how the listening recipe runs its encoder
+    'clip':    dict(window='clip'),                                    # the clip alone, frozen (cached)
+    'padded':  dict(window='padded'),                                  # the clip in its 30 s window, frozen (cached)
+    'encoder': dict(window='clip', policy='projector+lora+encoder'),   # the clip alone, the encoder adapted at LoRA's rate
+}
+
+FEATURES_FULL = dict(kind='sentences', n=500, steps=150, micro_batch_size=8, lr=1e-2, lora_lr_scale=0.1, n_eval=48, eval_every=50)
+
+def bench_features(kind:str='digits',            # the corpus: 'digits' or 'sentences'
+                   arms=tuple(FEATURE_ARMS),     # which of `FEATURE_ARMS` to train, in this order
+                   peer:bool=True,               # Whisper tiny.en zero-shot on the same held-out clips (once)
+                   **kw)->dict:                  # `bench_learning`'s sizes (n, steps, micro_batch_size, lr, ...)
+    "Held-out WER and training seconds of the `blog_lora` recipe with each encoder arm: same corpus, same seed."
+    bad = [a for a in arms if a not in FEATURE_ARMS]
+    if bad or not arms: raise ValueError(f"unknown encoder arm(s) {bad}; choose from {', '.join(FEATURE_ARMS)}.")
+    out = {}
+    for i, a in enumerate(arms):
+        r = bench_learning('blog_lora', kind=kind, peer=peer and i == 0, **FEATURE_ARMS[a], **kw)
+        out[a] = {k: r[k] for k in ('wer_after', 'loss_after', 'curve', 'train_s', 's_per_step', 'trains')}
+        if 'whisper_wer' in r: out['whisper_wer'] = r['whisper_wer']
+    best = min(arms, key=lambda a: (out[a]['wer_after'], out[a]['train_s']))
+    line = ', '.join(f"{a} {out[a]['wer_after']:.1%} ({out[a]['train_s']:.0f} s)" for a in arms)
+    return {'kind': kind, **out, 'best': best, 'headline': f"{kind}: held-out WER {line}; best: {best}",
+            'target': 'lowest held-out WER, then fewest seconds'}
 
 # %% ../nbs/12_bench.ipynb #7dab3d80
 def wellformed_frames(ids,   # generated speech ids (the prompt not included)
@@ -425,6 +460,10 @@ BENCHMARKS = {  # name -> (function of quick, what it compares)
                         'the same + LoRA on SmolLM2: held-out WER vs Whisper zero-shot'),
     'learn_document':  (lambda q: bench_learning('document', **({} if q else LEARNING_FULL['document'])),
                         'document recipe on the small Qwen2-Audio (LoRA + projector), digits: held-out WER vs Whisper zero-shot'),
+    'learn_sentences': (lambda q: bench_learning('sentences', **({} if q else LEARNING_FULL['sentences'])),
+                        'blog recipe + LoRA on open-vocabulary sentences (held-out sentences and voices): held-out WER vs Whisper zero-shot'),
+    'features':        (lambda q: bench_features(**(dict(n=20, steps=3, n_eval=4) if q else FEATURES_FULL)),
+                        "blog + LoRA with the encoder reading the clip alone, its 30 s window, or adapted: held-out WER and seconds"),
     'speak_decoding':  (lambda q: _speak_decoding(q), 'speak tokens/s: frame-aware sampling on the speech slice vs plain generate'),
     'speaker_wellformed': (lambda q: bench_speaker_wellformed(**({} if q else dict(n=60, steps=60, n_texts=8, frames=20))),
                            'tiny-speaker: well-formed frames with vs without the frame-aware logits processor'),

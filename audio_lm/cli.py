@@ -143,7 +143,7 @@ def _held_out(corpus:Path)->list[dict]:
         return [r for r in csv.DictReader(f) if r['split'] == 'test']
 
 def demo(out='demo_out',  # folder for everything the demo writes (paths are printed as given)
-         n:int=240,       # clips to synthesize; a fifth are spoken by held-out voices, all of them evaluated
+         n:int=300,       # clips to synthesize; a fifth are spoken by held-out voices, all of them evaluated
          steps:int=250,   # optimizer steps (`training.max_steps`)
          lr:float=1e-2,   # `training.learning_rate` (the projector; LoRA at the base's `lora_lr_scale` of it)
          batch:int=4,     # `training.micro_batch_size`
@@ -203,7 +203,7 @@ def add_commands(sub):
     "The `demo` command."
     p = sub.add_parser('demo', help='the offline end-to-end tour (make demo)')
     p.add_argument('--out', default='demo_out', help='folder for its outputs (default demo_out)')
-    p.add_argument('--n', type=int, default=240, help='clips to synthesize (default 240)')
+    p.add_argument('--n', type=int, default=300, help='clips to synthesize (default 300)')
     p.add_argument('--steps', type=int, default=250, help='training steps (default 250)')
     p.add_argument('--lr', type=float, default=1e-2, help='learning rate (default 0.01)')
     p.add_argument('--batch', type=int, default=4, help='clips per step (default 4)')

@@ -14,14 +14,16 @@ __all__ = ['TRAIN_FLAGS', 'TRAIN_FLAG_HELP', 'add_progress_arg', 'add_commands']
 # %% ../nbs/09b_commands.ipynb #702f24ca
 TRAIN_FLAGS = {'learning_rate': '--learning-rate', 'micro_batch_size': '--batch-size', 'grad_accum': '--grad-accum',
                'num_epochs': '--epochs', 'policy': '--policy', 'ctc_weight': '--ctc-weight', 'eval_every': '--eval-every',
-               'warmup_steps': '--warmup-steps'}   # `training:` key -> `audio-lm train` flag
+               'warmup_steps': '--warmup-steps', 'encoder_window': '--encoder-window'}   # `training:` key -> `audio-lm train` flag
 TRAIN_FLAG_HELP = {'learning_rate': (float, 'peak learning rate'), 'micro_batch_size': (int, 'examples per forward pass'),
                    'grad_accum': (int, 'forward passes per optimizer step'), 'num_epochs': (int, 'passes over the examples'),
                    'policy': (str, 'listening bases: what trains (projector, projector+lora, projector+lora+encoder, '
                                    'projector+encoder, all)'),
                    'ctc_weight': (float, "listening bases: weight of the encoder's CTC loss (0: off)"),
                    'eval_every': (int, 'evaluate on held-out clips every N steps (0: only at the end)'),
-                   'warmup_steps': (int, 'linear warmup steps')}
+                   'warmup_steps': (int, 'linear warmup steps'),
+                   'encoder_window': (str, "listening bases: what the encoder reads (clip: the clip alone; padded: in Whisper's "
+                                           '30 s window)')}
 
 # %% ../nbs/09b_commands.ipynb #37e493a4
 def add_progress_arg(p:argparse.ArgumentParser):

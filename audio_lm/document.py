@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import yaml
 from .audio import AudioLmError, AudioError, AudioSampleRateMismatch, atomic_write, probe_audio, rate_mismatch_message
-from .bases import (MODALITIES, BASES, LISTEN_POLICIES, BaseNameError, UnknownBase, check_base_name, modality_of,
+from .bases import (MODALITIES, BASES, LISTEN_POLICIES, ENCODER_WINDOWS, BaseNameError, UnknownBase, check_base_name, modality_of,
                             training_defaults, training_key_applies)
 from .corpus import Clip, SKIP_REASONS, TextEncodingError, decode_text, read_folder
 from fastcore.basics import patch_to
@@ -105,6 +105,8 @@ class TrainingConfig:
     policy:str|None=None          # listening bases: what trains (projector, projector+lora, projector+lora+encoder,
                                   # projector+encoder, all); None: projector, + LoRA when adapter is lora
     ctc_weight:float|None=None    # listening bases: weight of the encoder's auxiliary CTC loss (0: off; None: 0.5 with policy all)
+    encoder_window:str|None=None  # listening bases: what the encoder reads, 'clip' (the clip alone) or 'padded' (in Whisper's
+                                  # 30 s window of silence, as Whisper was trained); None: the base's
     warmup_steps:int|None=None    # linear warmup steps (None: a tenth of the run, at most 10)
     eval_every:int|None=None      # evaluate on the held-out clips every N optimizer steps (0: only at the end; None: a quarter of the run)
     audio:AudioSettings=field(default_factory=AudioSettings)
@@ -203,9 +205,10 @@ def _validate_training(v:_V, t, base:str|None=None)->TrainingConfig:
             kw[k] = x if x == 'auto' else list(x)
         elif k == 'sources_policy': kw[k] = v.choice(x, key, name, ('permissive', 'strict'))
         elif not training_key_applies(k, base):
-            v.fail(key, f"{name} applies to listening bases; base '{base}' is a {modality_of(base)} base that trains LoRA "
+            v.fail(key, f"{name} applies to listening bases; base '{base}' is {'an' if modality_of(base)[0] in 'aeiou' else 'a'} {modality_of(base)} base that trains LoRA "
                         f"adapters: remove {name}, or choose a listening base (audio-lm bases).")
         elif k == 'policy': kw[k] = None if x is None else v.choice(x, key, name, LISTEN_POLICIES)
+        elif k == 'encoder_window': kw[k] = None if x is None else v.choice(x, key, name, ENCODER_WINDOWS)
         elif k == 'ctc_weight': kw[k] = None if x is None else v.num(x, key, name, lo_ok=True, eg=0.5)
         elif k in ('warmup_steps', 'eval_every'): kw[k] = v.int_(x, key, name, lo=0, null=True)
         elif k == 'audio':
@@ -616,6 +619,7 @@ _TRAINING_HINTS = {'learning_rate': 'peak learning rate', 'micro_batch_size': 'e
                    'grad_accum': 'forward passes per optimizer step', 'num_epochs': 'passes over the examples',
                    'max_steps': 'optimizer steps (set: overrides num_epochs)',
                    'policy': 'what trains: ' + ', '.join(LISTEN_POLICIES), 'ctc_weight': "the encoder's CTC loss (0: off; null: 0.5 with policy all)",
+                   'encoder_window': "clip: the encoder reads the clip alone; padded: in Whisper's 30 s window",
                    'eval_every': 'held-out check every N steps (null: a quarter of the run)',
                    'seed': 'data order and initialisation'}
 

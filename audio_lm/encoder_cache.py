@@ -169,10 +169,11 @@ def _served(cache:EncoderCache, encoder, plain, rows, x, attention_mask, keys, n
     return BaseModelOutput(last_hidden_state=full)
 
 def _context(encoder:nn.Module, cache:EncoderCache)->str:
-    "The part of the key every clip of a call shares: weights, device type, autocast dtype."
+    "The part of the key every clip of a call shares: weights, device type, autocast dtype (and a window other than the clip's)."
     dev = next(encoder.parameters()).device.type
     amp = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
-    return f'{cache.weights(encoder)}|{dev}|{amp}'
+    win = getattr(encoder, 'window', 'clip')
+    return f'{cache.weights(encoder)}|{dev}|{amp}' + ('' if win == 'clip' else f'|{win}')
 
 def _cached_forward(self, input_features, attention_mask=None, **kwargs):
     "The encoder's `forward` while cached (bound to the module, so a deep copy calls its own weights)."

@@ -20,16 +20,16 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.masking_utils import create_bidirectional_mask
 from safetensors.torch import save_file, load_file
 from .audio import AudioLmError, atomic_write, temp_dir, umask_tree
-from .bases import (LISTEN_POLICIES, ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
+from .bases import (LISTEN_POLICIES, ENCODER_WINDOWS, ModelError, UnknownBase, BaseWeightsMissing, BaseSpec, BASES, get_base, hub_offline,
                             missing_weights_message)
 from .audio import audio_lm_home
 from .whisper import whisper_tiny_en_path
 
 # %% auto #0
 __all__ = ['POLICIES', 'DROPOUTS', 'CTC_ALPHABET', 'SMOLLM2_GGUF', 'BUILDERS', 'BUILD_VERSION', 'PolicyError',
-           'AudioTokenMismatch', 'NonFiniteError', 'bases_dir', 'quiet_transformers', 'frames_mask', 'AudioEncoder',
-           'SwiGLU', 'AudioProjector', 'ListeningLM', 'ListeningOutput', 'answer_only_loss', 'deterministic',
-           'shared_prefix', 'ctc_targets', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf',
+           'AudioTokenMismatch', 'NonFiniteError', 'bases_dir', 'quiet_transformers', 'pad_to_window', 'frames_mask',
+           'AudioEncoder', 'SwiGLU', 'AudioProjector', 'ListeningLM', 'ListeningOutput', 'answer_only_loss',
+           'deterministic', 'shared_prefix', 'ctc_targets', 'trainable_report', 'format_report', 'Base', 'smollm2_gguf',
            'smollm2_tokenizer', 'build_tiny_listener', 'build_tiny_qwen2_audio', 'build_tiny_speaker', 'smollm2_llm',
            'build_smollm2_listener', 'build_whisper_listener', 'build_small_qwen2_audio', 'from_hub', 'base_path',
            'weights_at', 'load_listening', 'listeningfrom_hub', 'load_speaking', 'load_audio_language', 'nan_hooks',
@@ -67,14 +67,33 @@ def quiet_transformers():
         hl.set_verbosity(old)
         if bars: hl.enable_progress_bar()
 
+# %% ../nbs/05_models.ipynb #ec0e51cc
+def pad_to_window(x:torch.Tensor,                     # `(clips, n_mels, frames)` log-mel features of the clips alone
+                  attention_mask:torch.Tensor|None=None, # `(clips, frames)` 1 for a clip's frames, 0 after it
+                  frames:int=3000,                    # the window: 30 s of 100 frames a second
+                 )->torch.Tensor:                     # `(clips, n_mels, frames)`
+    "The clips as Whisper's feature extractor writes them in its 30 s window: each clip's frames, then its silence."
+    # WhisperFeatureExtractor: log10(max(power, 1e-10)), floored at (its max - 8), then (x + 4) / 4; the zeros it
+    # pads to 30 s sit at that floor: the clip's largest feature - 2, or (-10 + 4) / 4 for a clip quieter than that
+    n = x.shape[-1]
+    if n > frames: raise ModelError(f"{n} mel frames do not fit a window of {frames}; truncate the clips first.")
+    valid = (torch.ones(x.shape[0], n, dtype=torch.bool, device=x.device) if attention_mask is None
+             else attention_mask.to(x.device).bool())
+    peak = x.masked_fill(~valid[:, None, :], float('-inf')).amax(dim=(1, 2))
+    floor = torch.clamp(peak - 2.0, min=-1.5).to(x.dtype)
+    out = floor[:, None, None].expand(x.shape[0], x.shape[1], frames).clone()
+    out[..., :n] = torch.where(valid[:, None, :], x, floor[:, None, None])
+    return out
+
 # %% ../nbs/05_models.ipynb #1fae6487
 def frames_mask(lengths:torch.Tensor, n:int)->torch.Tensor:
     "A `(len(lengths), n)` 0/1 mask with the first `lengths[i]` positions of row `i` set."
     return (torch.arange(n, device=lengths.device)[None] < lengths[:, None]).long()
 
 class AudioEncoder(WhisperEncoder):
-    "A Whisper encoder that accepts clips shorter than 30 s and masks padded frames."
+    "A Whisper encoder that accepts clips shorter than 30 s and masks padded frames (or reads them in the 30 s window)."
     base_model_prefix = 'model.encoder'  # load the encoder half of a full Whisper checkpoint
+    window = 'clip'  # or 'padded': every clip in Whisper's 30 s window (`pad_to_window`), the output cut to the clip
 
     @staticmethod
     def output_lengths(n_frames): 
@@ -88,16 +107,22 @@ class AudioEncoder(WhisperEncoder):
         if n > self.max_source_positions:
             raise ModelError(f"a clip of {input_features.shape[-1]} mel frames is longer than this encoder's "
                              f"{self.max_source_positions * 2 // 100} s window; truncate clips to max_seconds first.")
+        if self.window not in ENCODER_WINDOWS:
+            raise ModelError(f"encoder window {self.window!r} is not one of: {', '.join(ENCODER_WINDOWS)}.")
+        if self.window == 'padded':   # Whisper's own input: the clip, then silence to 30 s, nothing masked
+            input_features = pad_to_window(input_features, attention_mask, 2 * self.max_source_positions)
+            attention_mask = None
+        n_pos = self.output_lengths(input_features.shape[-1])
         x = F.gelu(self.conv1(input_features.to(self.conv1.weight.dtype)))
         if attention_mask is not None: x = x * attention_mask[:, None, :].to(x.dtype)
         x = F.gelu(self.conv2(x)).permute(0, 2, 1)
-        h = F.dropout(x + self.embed_positions.weight[:n], p=self.dropout, training=self.training)
+        h = F.dropout(x + self.embed_positions.weight[:n_pos], p=self.dropout, training=self.training)
         mask = None
         if attention_mask is not None:
-            m2 = frames_mask(self.output_lengths(attention_mask.sum(-1)), n)
+            m2 = frames_mask(self.output_lengths(attention_mask.sum(-1)), n_pos)
             mask = create_bidirectional_mask(config=self.config, inputs_embeds=h, attention_mask=m2)
         for layer in self.layers: h = layer(h, mask, **kwargs)
-        return BaseModelOutput(last_hidden_state=self.layer_norm(h))
+        return BaseModelOutput(last_hidden_state=self.layer_norm(h)[:, :n])
 
 # %% ../nbs/05_models.ipynb #a91aab28
 class SwiGLU(nn.Module):
@@ -368,6 +393,7 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
     self.encoder.requires_grad_(full or 'encoder' in policy)
     if full or 'encoder' in policy: self.trained.add('encoder')
     if full: self.trained.add('llm')
+    self.adapted_parts = ('encoder',) if 'encoder' in policy and not full else ()   # pretrained: it learns at LoRA's rate
     self.projector.requires_grad_(True)
     if self.ctc_head is not None: self.ctc_head.requires_grad_(True)   # trains with the projector, in every policy
     self.policy = policy
@@ -441,7 +467,7 @@ def listening_config(self)->dict:
     enc = {k: v for k, v in self.encoder.config.to_dict().items() if not k.startswith('_')}
     return dict(format='audio_lm.listening', version=1, base=self.base, audio_token=self.audio_token,
                 audio_token_id=int(self.audio_token_id), projector=self.projector.config, encoder=enc,
-                policy=self.policy, lora=self.lora_config, trained=sorted(self.trained),
+                policy=self.policy, lora=self.lora_config, trained=sorted(self.trained), window=self.encoder.window,
                 ctc=None if self.ctc_head is None else dict(weight=self.ctc_weight, alphabet=CTC_ALPHABET),
                 lora_targets=self.lora_targets if isinstance(self.lora_targets, str) else list(self.lora_targets))
 
@@ -512,6 +538,7 @@ def from_pretrained(cls, path,            # a folder written by `save_pretrained
             model.lora_config = cfg.get('lora')
     model.trained = set(cfg.get('trained') or ()) | {n for n in ('encoder', 'llm') if (path/f'{n}.safetensors').exists()}
     model.set_policy(cfg.get('policy') or 'projector')
+    model.encoder.window = cfg.get('window') or 'clip'   # folders from before the choice read clips alone
     if device is not None: model.to(device)
     return model
 

@@ -165,10 +165,12 @@ def trainable_summary(model:nn.Module)->str:
 
 # %% ../nbs/07_train.ipynb #53601cba
 def param_groups(model:nn.Module, cfg:TrainConfig)->list[dict]: # AdamW groups, each with its `lr_scale`
-    "The trainable parameters as optimizer groups: LoRA weights at `cfg.lora_lr_scale`, the rest at 1."
+    "The trainable parameters as optimizer groups: LoRA weights (and pretrained parts adapted in full) at `cfg.lora_lr_scale`, the rest at 1."
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    lora = [p for n, p in named if 'lora_' in n]
-    rest = [p for n, p in named if 'lora_' not in n]
+    adapted = tuple(f'{part}.' for part in getattr(model, 'adapted_parts', ()))   # e.g. a pretrained encoder trained in full
+    scaled = lambda n: 'lora_' in n or (adapted and n.startswith(adapted))
+    lora = [p for n, p in named if scaled(n)]
+    rest = [p for n, p in named if not scaled(n)]
     return [g for g in ({'params': rest, 'lr_scale': 1.0}, {'params': lora, 'lr_scale': cfg.lora_lr_scale}) if g['params']]
 
 # %% ../nbs/07_train.ipynb #56bc95cc

@@ -64,7 +64,20 @@ def test_bad_flags_are_one_line_errors(tmp_path, corpus):
     assert one_line_error(run_cli('train', doc, '--lr', '-1')) == '--learning-rate must be a number > 0 (e.g. 0.0002), not -1.0.'
     msg = one_line_error(run_cli('train', doc, '--policy', 'everything'))
     assert msg.startswith('--policy must be one of projector, projector+lora,'), msg
+    assert one_line_error(run_cli('train', doc, '--encoder-window', '30s')) == "--encoder-window must be one of clip, padded, not '30s'."
     assert not any(Path(tmp_path).glob('audio_lm_home/store/*/adapter/versions/*'))
+
+def test_encoder_window_flag_trains_and_prompts_with_the_clip_in_its_window(tmp_path, corpus):
+    doc, home = listen_doc(tmp_path/'a', corpus), tmp_path/'home'
+    env = {'AUDIO_LM_HOME': str(home)}
+    r = run_cli('train', doc, '--max-steps', 2, '--eval-every', 0, '--policy', 'projector', '--encoder-window', 'padded', env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (cfg,) = home.glob('store/*/adapter/versions/v0001/listening.json')
+    assert json.loads(cfg.read_text())['window'] == 'padded'        # saved with the version, so prompt hears as training did
+    meta = version_record(home); meta = meta.get('meta', meta)
+    assert meta['overrides']['encoder_window'] == 'padded' and meta['training']['document']['encoder_window'] == 'padded'
+    r = run_cli('prompt', doc, '--audio', sorted(corpus.glob('*.wav'))[0], 'Transcribe the audio.', '--max-new-tokens', 4, env=env)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr[-3000:]
 
 def test_init_writes_the_training_keys_with_the_base_defaults(tmp_path):
     r = run_cli('init', tmp_path/'s.dlm', '--speak', '--base', 'tiny-speaker')
