@@ -619,7 +619,7 @@ _TRAINING_HINTS = {'learning_rate': 'peak learning rate', 'micro_batch_size': 'e
                    'grad_accum': 'forward passes per optimizer step', 'num_epochs': 'passes over the examples',
                    'max_steps': 'optimizer steps (set: overrides num_epochs)',
                    'policy': 'what trains: ' + ', '.join(LISTEN_POLICIES), 'ctc_weight': "the encoder's CTC loss (0: off; null: 0.5 with policy all)",
-                   'encoder_window': "clip: the encoder reads the clip alone; padded: in Whisper's 30 s window",
+                   'encoder_window': "clip (null): the encoder reads the clip alone; padded: in Whisper's 30 s window",
                    'eval_every': 'held-out check every N steps (null: a quarter of the run)',
                    'seed': 'data order and initialisation'}
 
