@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from .audio import AudioLmError
 from .collate import ListenCollator, ListenExample, as_example
-from .bases import get_base, ENCODER_WINDOWS, ModelError
+from .bases import get_base
 from .models import ListeningLM, AudioProjector, load_listening, quiet_transformers, base_path
 from .train import Recipe
 from .encoder_cache import cache_if_frozen
@@ -112,10 +112,8 @@ def listen_recipe(base, doc=None, cache=None,
     lora = dict(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout) if t is not None else {}
     if t is not None and t.target_modules not in (None, 'auto'): lora['targets'] = t.target_modules
     model.set_policy(policy, **lora)
-    window = window or (getattr(t, 'encoder_window', None) if t is not None else None)
-    if window is not None:
-        if window not in ENCODER_WINDOWS: raise ModelError(f"encoder window {window!r} is not one of: {', '.join(ENCODER_WINDOWS)}.")
-        model.encoder.window = window
+    window = window or (t.encoder_window if t is not None else None)
+    if window is not None: model.encoder.window = window   # checked by the encoder
     if ctc is None and t is not None: ctc = t.ctc_weight   # the document's training.ctc_weight (its base's default)
     ctc = (0.5 if policy == 'all' else 0.0) if ctc is None else ctc
     if ctc: model.add_ctc(ctc)

@@ -93,7 +93,16 @@ def frames_mask(lengths:torch.Tensor, n:int)->torch.Tensor:
 class AudioEncoder(WhisperEncoder):
     "A Whisper encoder that accepts clips shorter than 30 s and masks padded frames (or reads them in the 30 s window)."
     base_model_prefix = 'model.encoder'  # load the encoder half of a full Whisper checkpoint
-    window = 'clip'  # or 'padded': every clip in Whisper's 30 s window (`pad_to_window`), the output cut to the clip
+    _window = 'clip'
+
+    @property
+    def window(self)->str:
+        "What the encoder reads: 'clip' (the clip alone) or 'padded' (Whisper's 30 s window, `pad_to_window`; output cut to the clip)."
+        return self._window
+    @window.setter
+    def window(self, w:str):
+        if w not in ENCODER_WINDOWS: raise ModelError(f"encoder window {w!r} is not one of: {', '.join(ENCODER_WINDOWS)}.")
+        self._window = w
 
     @staticmethod
     def output_lengths(n_frames): 
@@ -107,8 +116,6 @@ class AudioEncoder(WhisperEncoder):
         if n > self.max_source_positions:
             raise ModelError(f"a clip of {input_features.shape[-1]} mel frames is longer than this encoder's "
                              f"{self.max_source_positions * 2 // 100} s window; truncate clips to max_seconds first.")
-        if self.window not in ENCODER_WINDOWS:
-            raise ModelError(f"encoder window {self.window!r} is not one of: {', '.join(ENCODER_WINDOWS)}.")
         if self.window == 'padded':   # Whisper's own input: the clip, then silence to 30 s, nothing masked
             input_features = pad_to_window(input_features, attention_mask, 2 * self.max_source_positions)
             attention_mask = None
@@ -205,6 +212,10 @@ class ListeningLM(nn.Module):
         self.ctc_head, self.ctc_weight = None, 0.0     # an optional auxiliary CTC head (see `add_ctc`)
         self.trained = set()   # parts a policy ever unfroze ('encoder', 'llm'): saved even after a later policy freezes them
 
+    @property
+    def adapted_parts(self)->tuple:
+        "Pretrained parts the policy trains in full (the encoder, except when 'all' learns from scratch): they learn at LoRA's rate."
+        return ('encoder',) if self.policy and 'encoder' in self.policy and self.policy != 'all' else ()
     @property
     def device(self): return self.projector_param.device
     @property
@@ -393,7 +404,6 @@ def set_policy(self, policy:str='projector', # one of `POLICIES`
     self.encoder.requires_grad_(full or 'encoder' in policy)
     if full or 'encoder' in policy: self.trained.add('encoder')
     if full: self.trained.add('llm')
-    self.adapted_parts = ('encoder',) if 'encoder' in policy and not full else ()   # pretrained: it learns at LoRA's rate
     self.projector.requires_grad_(True)
     if self.ctc_head is not None: self.ctc_head.requires_grad_(True)   # trains with the projector, in every policy
     self.policy = policy
